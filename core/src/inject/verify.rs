@@ -1,0 +1,114 @@
+//! Telling podid's own earlier injection (reinvocation, `podid inject` output) from a fake one.
+//!
+//! A pod may arrive already carrying `podid-init` and `podid-proxy`. It is accepted
+//! without a patch only if those containers are what podid renders for this pod now:
+//! otherwise a pod author could run anything as the proxy's uid, which the redirect
+//! lets through to the node's IMDS.
+
+use serde_json::Value;
+
+use super::render::Rendered;
+use crate::names;
+use crate::pod::{ContainerList, PodView};
+
+/// Fields that the API server's defaulting or admission plugins (LimitRanger) may
+/// fill in or change on an injected container before reinvocation. They are not
+/// compared: none of them changes what the container runs or as whom.
+const DEFAULTED_FIELDS: &[&str] = &[
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+    "imagePullPolicy",
+    "timeoutSeconds",
+    "successThreshold",
+    "scheme",
+    "protocol",
+    "resources",
+];
+
+/// Checks a pod that already carries both injected containers; `Err` says what differs.
+pub fn verify_injected(pod: &PodView<'_>, rendered: &Rendered, native: bool) -> Result<(), String> {
+    let (init_list, proxy_list) = if native {
+        (ContainerList::Init, ContainerList::Init)
+    } else {
+        (ContainerList::Init, ContainerList::Regular)
+    };
+    check_container(pod, init_list, names::INIT_CONTAINER, &rendered.init)?;
+    check_container(pod, proxy_list, names::PROXY_CONTAINER, &rendered.proxy)?;
+    for volume in &rendered.volumes {
+        let name = volume
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let found = pod
+            .volumes()
+            .iter()
+            .find(|v| v.get("name").and_then(Value::as_str) == Some(name));
+        match found {
+            Some(v) if covers(volume, v) => {}
+            _ => {
+                return Err(format!(
+                    "volume {name:?} is missing or differs from what podid injects"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_container(
+    pod: &PodView<'_>,
+    list: ContainerList,
+    name: &str,
+    want: &Value,
+) -> Result<(), String> {
+    let Some((_, have)) = pod.find_container(list, name) else {
+        return Err(format!(
+            "container {name:?} is not in spec.{} where podid puts it",
+            list.field()
+        ));
+    };
+    if covers(want, have) {
+        Ok(())
+    } else {
+        Err(format!(
+            "container {name:?} differs from what podid injects"
+        ))
+    }
+}
+
+/// Whether `have` equals `want`, leaving aside the [`DEFAULTED_FIELDS`].
+fn covers(want: &Value, have: &Value) -> bool {
+    let compared = |k: &String| !DEFAULTED_FIELDS.contains(&k.as_str());
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => {
+            w.iter()
+                .filter(|(k, _)| compared(k))
+                .all(|(k, wv)| h.get(k).is_some_and(|hv| covers(wv, hv)))
+                && h.keys().filter(|k| compared(k)).all(|k| w.contains_key(k))
+        }
+        (Value::Array(w), Value::Array(h)) => {
+            w.len() == h.len() && w.iter().zip(h).all(|(a, b)| covers(a, b))
+        }
+        (Value::Number(w), Value::Number(h)) => w.as_f64() == h.as_f64(),
+        _ => want == have,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covers;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_are_tolerated_but_additions_that_change_behaviour_are_not() {
+        let want = json!({"name": "p", "command": ["/x"], "startupProbe": {"httpGet": {"path": "/ready", "port": 1}}});
+        let defaulted = json!({"name": "p", "command": ["/x"], "terminationMessagePath": "/dev/termination-log",
+            "startupProbe": {"httpGet": {"path": "/ready", "port": 1, "scheme": "HTTP"}, "timeoutSeconds": 1}});
+        assert!(covers(&want, &defaulted));
+        let hooked = json!({"name": "p", "command": ["/x"], "lifecycle": {"postStart": {"exec": {"command": ["sh"]}}},
+            "startupProbe": {"httpGet": {"path": "/ready", "port": 1}}});
+        assert!(!covers(&want, &hooked));
+        let other_command = json!({"name": "p", "command": ["/y"], "startupProbe": {"httpGet": {"path": "/ready", "port": 1}}});
+        assert!(!covers(&want, &other_command));
+    }
+}

@@ -1,0 +1,14 @@
+//! podid's core: contract names, the identity model and the pure planners shared by every component.
+//!
+//! Nothing here opens a socket, talks to Kubernetes or calls Azure.
+
+pub mod admission;
+pub mod inject;
+pub mod model;
+pub mod names;
+pub mod objects;
+pub mod pod;
+pub mod proxy_config;
+pub mod resolve;
+pub mod selector;
+pub mod status;
