@@ -97,6 +97,7 @@ impl ReviewError {
 
 /// What became of a review.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // made once per request and consumed at once
 pub enum Reviewed {
     /// A review to answer with, and what the planner decided (`None` when it did not run).
     Answer {
