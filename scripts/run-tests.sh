@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs the whole test suite; CI (.ci/run) calls it through `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "################################################################" >&2
+  echo "# NOT ROOT: network-namespace and iptables tests will be SKIPPED #" >&2
+  echo "################################################################" >&2
+fi
+
+cargo nextest run --workspace --all-features --no-fail-fast
+# nextest does not run doctests.
+cargo test --workspace --all-features --doc
