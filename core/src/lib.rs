@@ -3,7 +3,10 @@
 //! Nothing here opens a socket, talks to Kubernetes or calls Azure.
 
 pub mod admission;
+pub mod duration;
+pub mod imds;
 pub mod inject;
+pub mod iptables;
 pub mod model;
 pub mod names;
 pub mod objects;

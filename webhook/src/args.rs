@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use podid_core::duration::parse_duration;
 use podid_core::inject::{InjectConfig, PodsWithoutIdentity};
 use podid_core::proxy_config::ProxySettings;
 use podid_core::selector::LabelSelector;
@@ -197,44 +198,10 @@ pub fn init_logging(format: LogFormat, filter: &str) {
     }
 }
 
-/// Parses `500ms`, `10s`, `2m`, `1h` or a plain number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 500ms, 10s or 2m"))?;
-    let seconds = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => return Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{s:?}: {e}"))
-}
-
 fn parse_json_object(s: &str) -> Result<Value, String> {
     match serde_json::from_str::<Value>(s) {
         Ok(v @ Value::Object(_)) => Ok(v),
         Ok(_) => Err("expected a JSON object such as {\"requests\":{\"cpu\":\"5m\"}}".into()),
         Err(e) => Err(format!("not JSON: {e}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_accept_units_and_plain_seconds() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5d").is_err());
     }
 }
