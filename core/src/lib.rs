@@ -3,6 +3,7 @@
 //! Nothing here opens a socket, talks to Kubernetes or calls Azure.
 
 pub mod admission;
+pub mod azure_ids;
 pub mod duration;
 pub mod imds;
 pub mod inject;
