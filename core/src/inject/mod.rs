@@ -443,7 +443,13 @@ fn build_patch(
     if let Some(default) = resolved.first() {
         let entry =
             json!({"name": names::AZURE_CLIENT_ID_ENV, "value": default.identity.spec.client_id});
-        for list in [ContainerList::Init, ContainerList::Regular] {
+        // User init containers can reach the proxy only when it is a native sidecar started before them.
+        let lists: &[ContainerList] = if cfg.native_sidecars {
+            &[ContainerList::Init, ContainerList::Regular]
+        } else {
+            &[ContainerList::Regular]
+        };
+        for &list in lists {
             for (i, c) in pod.containers(list).iter().enumerate() {
                 if !sets_env(c, names::AZURE_CLIENT_ID_ENV) {
                     b.add_env(list, i, c, entry.clone());

@@ -100,9 +100,11 @@ fn proxy_container(identities: &[ProxyIdentity], mounts: Vec<Value>, cfg: &Injec
         "command": [PROXY_BINARY],
         "args": proxy_config::proxy_args(identities, &cfg.proxy),
         "ports": [{"name": "podid-admin", "containerPort": names::PROXY_ADMIN_PORT, "protocol": "TCP"}],
+        // `apiVersion` spelled out: the API server defaults it after the patch, and a
+        // reinvocation compares the container with this rendering.
         "env": [
-            {"name": "PODID_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "PODID_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "PODID_POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
+            {"name": "PODID_POD_NAMESPACE", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}},
         ],
         "startupProbe": probe("/ready", startup_threshold),
         "livenessProbe": json!({

@@ -5,6 +5,8 @@
 //! otherwise a pod author could run anything as the proxy's uid, which the redirect
 //! lets through to the node's IMDS.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::render::Rendered;
@@ -23,7 +25,15 @@ const DEFAULTED_FIELDS: &[&str] = &[
     "scheme",
     "protocol",
     "resources",
+    // Defaulted on regular containers with requests when in-place resize is on (legacy layout).
+    "resizePolicy",
 ];
+
+/// Where the ServiceAccount admission plugin mounts the API token. Reinvocation re-runs
+/// the in-tree plugins before the webhooks, and this one mounts the token into every
+/// container that lacks it, podid's too. A read-only mount there changes neither what
+/// the container runs nor as whom, so it is not compared.
+const SERVICE_ACCOUNT_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// Checks a pod that already carries both injected containers; `Err` says what differs.
 pub fn verify_injected(pod: &PodView<'_>, rendered: &Rendered, native: bool) -> Result<(), String> {
@@ -67,13 +77,37 @@ fn check_container(
             list.field()
         ));
     };
-    if covers(want, have) {
+    if covers(want, &without_service_account_mount(have)) {
         Ok(())
     } else {
         Err(format!(
             "container {name:?} differs from what podid injects"
         ))
     }
+}
+
+/// `c` without the read-only ServiceAccount token mount (and without `volumeMounts` if that was all).
+fn without_service_account_mount(c: &Value) -> Cow<'_, Value> {
+    let is_token = |m: &Value| {
+        m.get("mountPath").and_then(Value::as_str) == Some(SERVICE_ACCOUNT_MOUNT_PATH)
+            && m.get("readOnly").and_then(Value::as_bool) == Some(true)
+    };
+    let Some(mounts) = c.get("volumeMounts").and_then(Value::as_array) else {
+        return Cow::Borrowed(c);
+    };
+    if !mounts.iter().any(is_token) {
+        return Cow::Borrowed(c);
+    }
+    let kept: Vec<Value> = mounts.iter().filter(|m| !is_token(m)).cloned().collect();
+    let mut c = c.clone();
+    if let Some(fields) = c.as_object_mut() {
+        if kept.is_empty() {
+            fields.remove("volumeMounts");
+        } else {
+            fields.insert("volumeMounts".to_owned(), Value::Array(kept));
+        }
+    }
+    Cow::Owned(c)
 }
 
 /// Whether `have` equals `want`, leaving aside the [`DEFAULTED_FIELDS`].
@@ -96,8 +130,30 @@ fn covers(want: &Value, have: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::covers;
+    use super::{covers, without_service_account_mount};
     use serde_json::json;
+
+    #[test]
+    fn only_the_read_only_service_account_token_mount_is_tolerated() {
+        let want = json!({"name": "p", "volumeMounts": [{"name": "lock", "mountPath": "/run"}]});
+        let token = json!({"name": "kube-api-access-abcde", "readOnly": true,
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"});
+        let with_token =
+            json!({"name": "p", "volumeMounts": [{"name": "lock", "mountPath": "/run"}, token]});
+        assert!(covers(&want, &without_service_account_mount(&with_token)));
+        let only_token = json!({"name": "p", "volumeMounts": [token]});
+        assert!(covers(
+            &json!({"name": "p"}),
+            &without_service_account_mount(&only_token)
+        ));
+
+        let writable = json!({"name": "p", "volumeMounts": [{"name": "lock", "mountPath": "/run"},
+            {"name": "x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]});
+        assert!(!covers(&want, &without_service_account_mount(&writable)));
+        let elsewhere = json!({"name": "p", "volumeMounts": [{"name": "lock", "mountPath": "/run"},
+            {"name": "kube-api-access-abcde", "readOnly": true, "mountPath": "/usr/local/bin"}]});
+        assert!(!covers(&want, &without_service_account_mount(&elsewhere)));
+    }
 
     #[test]
     fn defaults_are_tolerated_but_additions_that_change_behaviour_are_not() {
