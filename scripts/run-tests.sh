@@ -12,3 +12,8 @@ fi
 cargo nextest run --workspace --all-features --no-fail-fast
 # nextest does not run doctests.
 cargo test --workspace --all-features --doc
+
+# Chart: rendered by the real Helm engine, checked against Kubernetes schemas,
+# CONTRACT.md, golden files and the binaries' flag parsers (after nextest, which
+# built podid-webhook). Venv from scripts/install-test-deps.sh.
+tests/chart/.venv/bin/python -m pytest tests/chart -q
