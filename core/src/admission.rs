@@ -114,7 +114,7 @@ pub enum Reviewed {
 
 /// Parses a review body and decides. Never panics, whatever the body.
 pub fn review(body: &[u8], index: &IdentityIndex, cfg: &InjectConfig) -> Reviewed {
-    let value: Value = match serde_json::from_slice(body) {
+    let mut value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return Reviewed::BadRequest(ReviewError::NotJson(e.to_string())),
     };
@@ -128,7 +128,7 @@ pub fn review(body: &[u8], index: &IdentityIndex, cfg: &InjectConfig) -> Reviewe
         (None, Err(e)) => return Reviewed::BadRequest(e),
         (None, Ok(())) => return Reviewed::BadRequest(ReviewError::NoUid),
         (Some(uid), Err(e)) => return answer_without_plan(&uid, Err(e.to_string()), "malformed"),
-        (Some(uid), Ok(())) => match AdmissionRequest::deserialize(&value["request"]) {
+        (Some(uid), Ok(())) => match take_request(&mut value) {
             Ok(r) => (uid, r),
             Err(e) => {
                 return answer_without_plan(
@@ -181,6 +181,18 @@ pub fn review(body: &[u8], index: &IdentityIndex, cfg: &InjectConfig) -> Reviewe
         decision: Some(decision),
         bypass: None,
     }
+}
+
+/// Deserializes `request`, moving `request.object` out rather than copying it: the pod is
+/// most of the body, and copying it cost as much as parsing the body (bench/, docs/BENCHMARKS.md).
+fn take_request(value: &mut Value) -> Result<AdmissionRequest, serde_json::Error> {
+    let object = value
+        .pointer_mut("/request/object")
+        .map(Value::take)
+        .unwrap_or_default();
+    let mut request = AdmissionRequest::deserialize(&value["request"])?;
+    request.object = object;
+    Ok(request)
 }
 
 fn check_shape(value: &Value) -> Result<(), ReviewError> {
