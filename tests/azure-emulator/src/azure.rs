@@ -4,6 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::arm::ArmRuntime;
 use crate::limits::{self, ImdsLimits, TokenBucket};
 use crate::state::{AzureState, StateError, Target};
 
@@ -49,6 +50,7 @@ pub struct Azure {
 struct Inner {
     state: RwLock<AzureState>,
     runtime: Mutex<Runtime>,
+    arm: Mutex<ArmRuntime>,
 }
 
 #[derive(Debug)]
@@ -125,6 +127,7 @@ impl Azure {
             inner: Arc::new(Inner {
                 state: RwLock::new(state),
                 runtime: Mutex::new(runtime),
+                arm: Mutex::new(ArmRuntime::default()),
             }),
         }
     }
@@ -185,6 +188,15 @@ impl Azure {
     fn runtime(&self) -> MutexGuard<'_, Runtime> {
         self.inner
             .runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// ARM's runtime (buckets, operations, faults, counters). Never held
+    /// together with the state lock: take the state first, release it, then this.
+    pub(crate) fn arm(&self) -> MutexGuard<'_, ArmRuntime> {
+        self.inner
+            .arm
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -272,6 +284,7 @@ impl Azure {
 
     /// Sets every counter back to zero.
     pub fn reset_counters(&self) {
+        self.arm().reset_counters();
         let mut rt = self.runtime();
         rt.aad_requests.clear();
         for vm in rt.vms.values_mut() {

@@ -10,11 +10,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use crate::arm::config::ArmConfig;
 use crate::azure::Azure;
 use crate::limits::ImdsLimits;
 use crate::server::{self, Listen};
 use crate::state::AzureState;
-use crate::{aad, imds};
+use crate::{aad, arm, imds};
 
 /// What to start.
 #[derive(Debug)]
@@ -27,6 +28,10 @@ pub struct EmulatorConfig {
     pub aad: Option<(Listen, Option<Arc<ServerConfig>>)>,
     /// IMDS limits.
     pub limits: ImdsLimits,
+    /// Azure Resource Manager: where it listens, always over TLS.
+    pub arm: Option<(Listen, Arc<ServerConfig>)>,
+    /// ARM's throttling, latency and answers.
+    pub arm_config: ArmConfig,
 }
 
 impl EmulatorConfig {
@@ -43,7 +48,22 @@ impl EmulatorConfig {
             imds,
             aad: Some((loopback(), None)),
             limits: ImdsLimits::default(),
+            arm: None,
+            arm_config: ArmConfig::default(),
         }
+    }
+
+    /// Serves ARM on `127.0.0.1:<free port>` over TLS with `tls` (a
+    /// certificate for `localhost`).
+    pub fn with_arm(mut self, tls: Arc<ServerConfig>) -> Self {
+        self.arm = Some((Listen::Addr(SocketAddr::from(([127, 0, 0, 1], 0))), tls));
+        self
+    }
+
+    /// Uses `config` for ARM.
+    pub fn with_arm_config(mut self, config: ArmConfig) -> Self {
+        self.arm_config = config;
+        self
     }
 
     /// Serves Azure AD over TLS with `tls` (the SDKs insist on https authorities).
@@ -85,6 +105,7 @@ pub struct Emulator {
     azure: Azure,
     imds: BTreeMap<String, SocketAddr>,
     aad: Option<(SocketAddr, bool)>,
+    arm: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -97,14 +118,18 @@ impl Emulator {
             imds,
             aad,
             limits,
+            arm,
+            arm_config,
         } = config;
         let azure = Azure::new(state);
         azure.set_imds_limits(limits);
+        azure.set_arm_config(arm_config);
         let (stop, _) = watch::channel(false);
         let mut emulator = Self {
             azure,
             imds: BTreeMap::new(),
             aad: None,
+            arm: None,
             stop,
             tasks: Vec::new(),
         };
@@ -114,7 +139,28 @@ impl Emulator {
         if let Some((listen, tls)) = aad {
             emulator.start_aad(listen, tls).await?;
         }
+        if let Some((listen, tls)) = arm {
+            emulator.start_arm(listen, tls).await?;
+        }
         Ok(emulator)
+    }
+
+    async fn start_arm(
+        &mut self,
+        listen: Listen,
+        tls: Arc<ServerConfig>,
+    ) -> Result<(), StartError> {
+        let (listener, addr) = bind(listen, "ARM").await?;
+        let router = arm::router(self.azure.clone());
+        self.tasks.push(tokio::spawn(server::serve(
+            listener,
+            router,
+            Some(tls),
+            self.stop.subscribe(),
+        )));
+        info!(%addr, "ARM listening (https)");
+        self.arm = Some(addr);
+        Ok(())
     }
 
     async fn start_imds(&mut self, vm: &str, listen: Listen) -> Result<(), StartError> {
@@ -178,6 +224,17 @@ impl Emulator {
             true => format!("https://localhost:{}", addr.port()),
             false => format!("http://{addr}"),
         })
+    }
+
+    /// Where ARM listens.
+    pub fn arm_addr(&self) -> Option<SocketAddr> {
+        self.arm
+    }
+
+    /// ARM's endpoint for clients: `https://localhost:<port>`.
+    pub fn arm_endpoint(&self) -> Option<String> {
+        self.arm
+            .map(|addr| format!("https://localhost:{}", addr.port()))
     }
 
     /// Stops every service and waits until they have stopped.

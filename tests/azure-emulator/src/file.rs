@@ -49,6 +49,14 @@ pub struct IdentityEntry {
     pub client_id: Option<String>,
     /// Principal (object) id.
     pub principal_id: Option<String>,
+    /// False when ARM's caller lacks Managed Identity Operator on it (adding
+    /// it then fails with 403 LinkedAuthorizationFailed).
+    #[serde(default = "yes")]
+    pub caller_can_assign: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A scale set.
@@ -253,7 +261,11 @@ fn add_identity(state: &mut AzureState, entry: &IdentityEntry) {
     if let Some(id) = &entry.principal_id {
         identity.principal_id = id.clone();
     }
-    state.insert_identity(identity);
+    let inserted = state.insert_identity(identity);
+    if !entry.caller_can_assign {
+        // The identity was inserted just above, so it is known.
+        let _ = state.set_caller_can_assign(&inserted.resource_id, false);
+    }
 }
 
 fn carry(

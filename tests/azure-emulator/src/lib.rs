@@ -1,11 +1,14 @@
-//! A small stand-in for Azure IMDS and Azure AD that podid's tests start in-process or as a binary.
+//! A small stand-in for Azure IMDS, Azure AD and ARM that podid's tests start in-process or as a binary.
 //!
 //! The behaviour follows `reference/AZURE.md`: IMDS's token endpoint with its
 //! header, parameter and throttling rules; Azure AD's client-credentials grant
-//! with secrets and certificate assertions; one shared [`AzureState`] that
-//! decides which identity each VM can get tokens for (and that ARM will change
-//! later). Tests drive it through the [`Azure`] handle: assign identities,
-//! inject faults and latency, count upstream calls.
+//! with secrets and certificate assertions; ARM's GET and PATCH of VM and
+//! scale-set identities ([`arm`]: delta merge, type transitions, the
+//! 150-change limit, long-running operations, token-bucket throttling,
+//! LinkedAuthorizationFailed, faults); one shared [`AzureState`] that decides
+//! which identity each VM can get tokens for, and that ARM changes when an
+//! operation succeeds. Tests drive it through the [`Azure`] handle: assign
+//! identities, inject faults and latency, count upstream calls.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,6 +23,7 @@
 //! ```
 
 pub mod aad;
+pub mod arm;
 mod azure;
 mod emulator;
 pub mod file;
@@ -32,6 +36,10 @@ pub mod resolve;
 pub mod server;
 mod state;
 
+pub use crate::arm::config::{
+    ArmConfig, ArmFault, ArmLimits, ArmMatch, ArmMethod, PatchAnswer, UnknownIdentityAnswer,
+};
+pub use crate::arm::{ArmCounters, ArmError};
 pub use crate::azure::{Azure, DEFAULT_AAD_TOKEN_LIFETIME, DEFAULT_IMDS_TOKEN_LIFETIME, Fault};
 pub use crate::emulator::{Emulator, EmulatorConfig, StartError};
 pub use crate::jwt::{B64URL, decode_claims};
@@ -39,5 +47,6 @@ pub use crate::limits::{ImdsLimits, Rate};
 pub use crate::principal::{RegisteredCert, ServicePrincipal};
 pub use crate::server::{Listen, tls_config_from_pem};
 pub use crate::state::{
-    AssignedIdentities, AzureState, Identity, ScaleSet, StateError, SystemIdentity, Target, Vm,
+    AssignedIdentities, AzureState, Identity, IdentityUpdate, ScaleSet, StateError, SystemIdentity,
+    Target, Vm,
 };

@@ -12,6 +12,15 @@ pub struct Rate {
 }
 
 impl Rate {
+    /// A bucket of `burst` refilled by `per_minute` tokens a minute (how ARM
+    /// documents its limits: "Update VM" 12, refilled 4 per minute).
+    pub fn per_minute(per_minute: f64, burst: f64) -> Self {
+        Self {
+            per_second: per_minute / 60.0,
+            burst,
+        }
+    }
+
     /// `n` requests per second, with a bucket of `n`.
     pub fn per_second(n: f64) -> Self {
         Self {
@@ -69,11 +78,21 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one token, or says how long until one is there.
-    pub fn take(&mut self, rate: Rate, now: Instant) -> Result<(), Duration> {
+    /// Whole tokens left now, without taking one.
+    pub fn remaining(&mut self, rate: Rate, now: Instant) -> u64 {
+        self.refill(rate, now);
+        self.tokens.max(0.0).floor() as u64
+    }
+
+    fn refill(&mut self, rate: Rate, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate.per_second).min(rate.burst);
         self.last = now;
+    }
+
+    /// Takes one token, or says how long until one is there.
+    pub fn take(&mut self, rate: Rate, now: Instant) -> Result<(), Duration> {
+        self.refill(rate, now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             return Ok(());

@@ -134,6 +134,7 @@ async fn imds_serves_on_a_listener_bound_beforehand() {
         imds: vec![("vm1".into(), Listen::Std(listener))],
         aad: None,
         limits: ImdsLimits::unlimited(),
+        ..EmulatorConfig::loopback(podid_azure_emulator::AzureState::default())
     };
     let e = Emulator::start(config).await.unwrap();
     assert_eq!(e.imds_addr("vm1"), Some(addr));
@@ -151,6 +152,7 @@ async fn an_imds_for_an_unknown_vm_does_not_start() {
         imds: vec![("nope".into(), Listen::Addr("127.0.0.1:0".parse().unwrap()))],
         aad: None,
         limits: ImdsLimits::unlimited(),
+        ..EmulatorConfig::loopback(podid_azure_emulator::AzureState::default())
     };
     assert!(Emulator::start(config).await.is_err());
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod aad;
+pub mod arm;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,238 @@
+//! `podid-proxy init` for real, in fresh network namespaces, with both iptables backends (root only; skips loudly otherwise).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write as _;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const BIN: &str = env!("CARGO_BIN_EXE_podid-proxy");
+
+const RULES: [&str; 3] = [
+    "-A OUTPUT -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j PODID_OUTPUT",
+    "-A PODID_OUTPUT -m owner --uid-owner 1501 -j RETURN",
+    "-A PODID_OUTPUT -p tcp -j REDIRECT --to-ports 15391",
+];
+
+/// A network namespace that is deleted when dropped, even when the test panics.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "podid-init-{}-{tag}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .expect("ip netns add");
+        assert!(
+            out.status.success(),
+            "ip netns add {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Netns(name)
+    }
+
+    /// Runs `argv` inside the namespace.
+    fn run(&self, argv: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(argv)
+            .output()
+            .expect("ip netns exec")
+    }
+
+    fn save(&self, backend: &str) -> String {
+        let out = self.run(&[&format!("iptables-{backend}-save"), "-t", "nat"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .output();
+    }
+}
+
+/// True when the test can run; otherwise prints a banner and the test returns (passing, visibly skipped).
+fn root_or_skip(test: &str) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1));
+    if euid == Some("0") {
+        return true;
+    }
+    // Straight to fd 2: libtest captures `eprintln!` and hides it for a passing test.
+    let banner = format!(
+        "SKIPPED (needs root): {test}: network namespaces and iptables need root; CI runs as root\n"
+    );
+    let _ = std::io::stderr().write_all(banner.as_bytes());
+    false
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn init_twice_installs_each_rule_once(backend: &str) {
+    let ns = Netns::new(backend);
+    for round in 1..=2 {
+        let out = ns.run(&[BIN, "init", &format!("--backend={backend}")]);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "round {round}: {stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!("iptables-{backend}")),
+            "round {round}: {stdout}"
+        );
+        for rule in RULES {
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.starts_with("podid-init:") && l.ends_with(rule)),
+                "round {round}: {rule} not listed in\n{stdout}"
+            );
+        }
+    }
+    let saved = ns.save(backend);
+    for rule in RULES {
+        assert_eq!(
+            saved.lines().filter(|l| *l == rule).count(),
+            1,
+            "{rule} in\n{saved}"
+        );
+    }
+    assert_eq!(
+        saved.lines().filter(|l| l.starts_with("-A ")).count(),
+        RULES.len(),
+        "{saved}"
+    );
+}
+
+#[test]
+fn init_twice_with_nft_installs_each_rule_exactly_once() {
+    if root_or_skip("init_twice_with_nft_installs_each_rule_exactly_once") {
+        init_twice_installs_each_rule_once("nft");
+    }
+}
+
+#[test]
+fn init_twice_with_legacy_installs_each_rule_exactly_once() {
+    if root_or_skip("init_twice_with_legacy_installs_each_rule_exactly_once") {
+        init_twice_installs_each_rule_once("legacy");
+    }
+}
+
+#[test]
+fn auto_backend_joins_the_backend_already_holding_rules() {
+    if !root_or_skip("auto_backend_joins_the_backend_already_holding_rules") {
+        return;
+    }
+    for (backend, other) in [("legacy", "nft"), ("nft", "legacy")] {
+        let ns = Netns::new(&format!("auto-{backend}"));
+        let pre = ns.run(&[
+            &format!("iptables-{backend}"),
+            "-t",
+            "filter",
+            "-A",
+            "OUTPUT",
+            "-p",
+            "udp",
+            "--dport",
+            "9",
+            "-j",
+            "ACCEPT",
+        ]);
+        assert!(pre.status.success(), "{}", text(&pre.stderr));
+        let out = ns.run(&[BIN, "init"]);
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains(&format!("with iptables-{backend} ")),
+            "{}",
+            text(&out.stdout)
+        );
+        assert!(ns.save(backend).contains(RULES[0]));
+        assert!(
+            !ns.save(other).contains("PODID_OUTPUT"),
+            "{other} must be left alone"
+        );
+    }
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_installs_nothing() {
+    if !root_or_skip("dry_run_prints_the_plan_and_installs_nothing") {
+        return;
+    }
+    let ns = Netns::new("dry");
+    let out = ns.run(&[BIN, "init", "--dry-run", "--backend=nft"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("dry run") && stdout.contains(RULES[2]),
+        "{stdout}"
+    );
+    assert!(!ns.save("nft").contains("PODID_OUTPUT"));
+}
+
+/// Runs init without NET_ADMIN (`prefix` drops it) and checks for exactly one clear line.
+fn assert_refused_with_one_line(ns: &Netns, prefix: &[&str], backend: &str) {
+    let mut argv = prefix.to_vec();
+    let flag = format!("--backend={backend}");
+    argv.extend([BIN, "init", &flag]);
+    let out = ns.run(&argv);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "{argv:?} succeeded: {stdout}");
+    assert_eq!(stdout, "", "{argv:?}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{argv:?}: want one line, got:\n{stderr}");
+    assert!(
+        lines[0].starts_with("podid-init: cannot install the IMDS redirect: this container lacks the NET_ADMIN capability ("),
+        "{argv:?}: {}",
+        lines[0]
+    );
+}
+
+#[test]
+fn init_without_net_admin_fails_with_one_clear_line() {
+    if !root_or_skip("init_without_net_admin_fails_with_one_clear_line") {
+        return;
+    }
+    let ns = Netns::new("nocap");
+    let nobody = [
+        "setpriv",
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ];
+    // uid 0 without NET_ADMIN: what podid-init is in a pod whose capabilities were dropped.
+    let root_without = [
+        "setpriv",
+        "--bounding-set=-net_admin",
+        "--inh-caps=-net_admin",
+    ];
+    for backend in ["nft", "legacy", "auto"] {
+        assert_refused_with_one_line(&ns, &nobody, backend);
+        assert_refused_with_one_line(&ns, &root_without, backend);
+    }
+    assert!(!ns.save("nft").contains("PODID_OUTPUT"));
+}

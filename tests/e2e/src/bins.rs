@@ -1,0 +1,171 @@
+//! The programs under test: built with `cargo build` from the test itself, and placed where uids 1000 and 1501 can run them.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Paths of everything the end-to-end test runs.
+#[derive(Debug)]
+pub struct Bins {
+    /// `podid-proxy` (init and serve).
+    pub proxy: PathBuf,
+    /// `podid-azure-emulator`.
+    pub emulator: PathBuf,
+    /// `podid` (the CLI that renders what the webhook injects).
+    pub podid: PathBuf,
+    /// `podid-sdk-client-rust`.
+    pub rust_client: PathBuf,
+    /// `podid-e2e-http`.
+    pub http: PathBuf,
+    /// `tests/clients/python` (with its `.venv`).
+    pub python_dir: PathBuf,
+    /// `tests/clients/node` (with its `node_modules`).
+    pub node_dir: PathBuf,
+    /// Holds the copies made when the work tree is not readable by other uids.
+    _staging: Option<tempfile::TempDir>,
+}
+
+/// The binaries `cargo build` must produce: (package, binary).
+const BUILT: [(&str, &str); 4] = [
+    ("podid-sidecar", "podid-proxy"),
+    ("podid-azure-emulator", "podid-azure-emulator"),
+    ("podid-webhook", "podid"),
+    ("podid-sdk-client-rust", "podid-sdk-client-rust"),
+];
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Builds (once per process) and locates everything; `http` is the caller's
+/// `env!("CARGO_BIN_EXE_podid-e2e-http")`.
+pub fn get(http: &str) -> Result<&'static Bins, String> {
+    static BINS: OnceLock<Result<Bins, String>> = OnceLock::new();
+    BINS.get_or_init(|| prepare(Path::new(http)))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn prepare(http: &Path) -> Result<Bins, String> {
+    // The test binary lives in <target>/<profile>/deps/; the programs in <target>/<profile>/.
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot locate the target directory")?
+        .to_path_buf();
+    build(&out_dir)?;
+    let root = workspace_root();
+    let clients = root.join("tests/clients");
+    let mut bins = Bins {
+        proxy: out_dir.join("podid-proxy"),
+        emulator: out_dir.join("podid-azure-emulator"),
+        podid: out_dir.join("podid"),
+        rust_client: out_dir.join("podid-sdk-client-rust"),
+        http: http.to_path_buf(),
+        python_dir: clients.join("python"),
+        node_dir: clients.join("node"),
+        _staging: None,
+    };
+    for (installed, what) in [
+        (
+            bins.python_dir.join(".venv/bin/python"),
+            "the Python client's venv",
+        ),
+        (
+            bins.node_dir.join("node_modules/@azure/identity"),
+            "the Node client's node_modules",
+        ),
+    ] {
+        if !installed.exists() {
+            return Err(format!(
+                "{what} is missing ({}): run scripts/install-test-deps.sh",
+                installed.display()
+            ));
+        }
+    }
+    if !readable_by_others(&out_dir) || !readable_by_others(&clients) {
+        stage(&mut bins)?;
+    }
+    Ok(bins)
+}
+
+/// `cargo build` of the programs, in the profile the test itself was built in.
+fn build(out_dir: &Path) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root()).args(["build", "--quiet"]);
+    match out_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some(profile) => {
+            cmd.args(["--profile", profile]);
+        }
+    }
+    for (package, bin) in BUILT {
+        cmd.args(["-p", package, "--bin", bin]);
+    }
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Whether other uids can reach `path`: every directory on the way is world-searchable.
+fn readable_by_others(path: &Path) -> bool {
+    let Ok(path) = path.canonicalize() else {
+        return false;
+    };
+    path.ancestors()
+        .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
+/// Copies the programs and clients into a world-readable temporary directory.
+fn stage(bins: &mut Bins) -> Result<(), String> {
+    let dir = tempfile::Builder::new()
+        .prefix("podid-e2e-bins-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    for path in [
+        &mut bins.proxy,
+        &mut bins.emulator,
+        &mut bins.podid,
+        &mut bins.rust_client,
+        &mut bins.http,
+    ] {
+        *path = copy(path, dir.path())?;
+    }
+    for path in [&mut bins.python_dir, &mut bins.node_dir] {
+        *path = copy(path, dir.path())?;
+    }
+    bins._staging = Some(dir);
+    Ok(())
+}
+
+fn copy(from: &Path, to_dir: &Path) -> Result<PathBuf, String> {
+    let name = from.file_name().ok_or("no file name")?;
+    let to = to_dir.join(name);
+    // `cp -a` keeps the venv's symlinks and modes.
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(&to)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "cp -a {}: {}",
+            from.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(to)
+}
