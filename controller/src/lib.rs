@@ -6,3 +6,4 @@
 //! the ARM client and the binary sit around it.
 
 pub mod plan;
+pub mod seams;
