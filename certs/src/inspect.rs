@@ -1,4 +1,4 @@
-//! Reading a certificate's expiry and DNS names, for logs and rotation decisions.
+//! Reading a certificate's validity period and DNS names, for logs and rotation decisions.
 //!
 //! A few dozen lines of DER walking instead of an X.509 crate: only two fields
 //! are needed, and the certificate has already been accepted by rustls.
@@ -21,6 +21,8 @@ const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11]; // 2.5.29.17
 /// What a certificate says about itself that is worth logging.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertSummary {
+    /// The start of the validity period.
+    pub not_before: UtcDateTime,
     /// The end of the validity period.
     pub not_after: UtcDateTime,
     /// The DNS names in the subject alternative name extension.
@@ -46,10 +48,11 @@ pub fn summarize(cert: &CertificateDer<'_>) -> Option<CertSummary> {
     // serial, signature algorithm, issuer
     let rest = skip_any(skip_any(skip_any(rest)?)?)?;
     let (_, validity, rest) = read_tlv(rest, SEQUENCE)?;
-    let not_after = parse_validity(validity)?;
+    let (not_before, not_after) = parse_validity(validity)?;
     // subject, subject public key info; then optional unique ids and extensions
     let rest = skip_any(skip_any(rest)?)?;
     Some(CertSummary {
+        not_before,
         not_after,
         dns_names: find_extensions(rest).map(dns_names).unwrap_or_default(),
     })
@@ -151,10 +154,11 @@ fn skip_optional(input: &[u8], tag: u8) -> Option<&[u8]> {
     }
 }
 
-fn parse_validity(validity: &[u8]) -> Option<UtcDateTime> {
-    let rest = skip_any(validity)?; // notBefore
+fn parse_validity(validity: &[u8]) -> Option<(UtcDateTime, UtcDateTime)> {
+    let (tag, text, rest) = read_any(validity)?;
+    let not_before = UtcDateTime::parse(tag, text)?;
     let (tag, text, _) = read_any(rest)?;
-    UtcDateTime::parse(tag, text)
+    Some((not_before, UtcDateTime::parse(tag, text)?))
 }
 
 /// The content of the `[3]` extensions wrapper, skipping the unique ids.
@@ -228,6 +232,7 @@ mod tests {
     fn self_signed(sans: &[&str], not_after: (i32, u8, u8)) -> CertificateDer<'static> {
         let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let mut params = rcgen::CertificateParams::new(sans).unwrap();
+        params.not_before = rcgen::date_time_ymd(2024, 2, 29);
         params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
         let key = rcgen::KeyPair::generate().unwrap();
         params.self_signed(&key).unwrap().der().clone()
@@ -242,6 +247,7 @@ mod tests {
         ];
         let summary = summarize(&self_signed(&sans, (2030, 6, 15))).unwrap();
         assert_eq!(summary.not_after.to_string(), "2030-06-15T00:00:00Z");
+        assert_eq!(summary.not_before.to_string(), "2024-02-29T00:00:00Z");
         // The IP address SAN is not a DNS name.
         assert_eq!(
             summary.dns_names,

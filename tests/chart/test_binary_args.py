@@ -25,11 +25,13 @@ import pytest
 
 from conftest import CASES, ROOT, container_args, objects
 
-# Flags the chart renders for certs.mode=self that the webhook does not have yet:
-# they land with the self-managed certificate code (chart/templates/_helpers.tpl,
-# "podid.webhook.selfCertArgs"). When that code lands under these names,
-# test_self_managed_certificate_flags XPASSes and fails: empty this set then.
-PENDING_WEBHOOK_FLAGS = {"--cert-secret", "--webhook-config-name", "--service-name"}
+# Flags the chart renders that the webhook does not have yet (none now: the
+# self-managed certificate flags landed with the certs code).
+PENDING_WEBHOOK_FLAGS: set[str] = set()
+
+# Flags the chart renders for certs.mode=self only (chart/templates/_helpers.tpl,
+# "podid.webhook.selfCertArgs").
+SELF_CERT_FLAGS = {"--cert-secret", "--webhook-config-name", "--service-name"}
 
 USAGE_ERROR = 2
 
@@ -86,19 +88,14 @@ def test_webhook_args_are_accepted(case_name: str, webhook_bin: Path) -> None:
     )
 
 
-def test_only_certs_self_renders_pending_flags(case_name: str) -> None:
+def test_only_certs_self_renders_self_cert_flags(case_name: str) -> None:
     rendered = {flag_name(a) for a in webhook_args(case_name)}
     self_mode = CASES[case_name].values.get("certs", {}).get("mode", "self") == "self"
-    assert (rendered & PENDING_WEBHOOK_FLAGS == PENDING_WEBHOOK_FLAGS) == self_mode
+    assert (rendered & SELF_CERT_FLAGS == SELF_CERT_FLAGS) == self_mode
     if not self_mode:
-        assert rendered & PENDING_WEBHOOK_FLAGS == set()
+        assert rendered & SELF_CERT_FLAGS == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the self-managed certificate flags (--cert-secret, --webhook-config-name, --service-name) "
-    "land with the certs code; then empty PENDING_WEBHOOK_FLAGS",
-)
 def test_self_managed_certificate_flags(webhook_bin: Path) -> None:
     result = run_version(webhook_bin, webhook_args("default"))
     assert result.returncode == 0, result.stderr

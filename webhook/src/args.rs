@@ -11,7 +11,7 @@ use podid_core::proxy_config::ProxySettings;
 use podid_core::selector::LabelSelector;
 use serde_json::Value;
 
-use crate::config::{Config, IdentitySource, NativeSidecars};
+use crate::config::{Config, IdentitySource, NativeSidecars, SelfManagedConfig};
 
 /// `--pods-without-identity`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -99,6 +99,44 @@ impl InjectArgs {
     }
 }
 
+/// The self-managed serving certificate (the chart's `certs.mode: self`).
+#[derive(Args, Clone, Debug)]
+pub struct SelfCertArgs {
+    /// Issue and rotate the serving certificate in this Secret of --release-namespace, keeping the webhook configuration's caBundle in step; --tls-cert and --tls-key are then ignored.
+    #[arg(long, env = "PODID_CERT_SECRET", requires_all = ["webhook_config_name", "service_name"])]
+    pub cert_secret: Option<String>,
+    /// MutatingWebhookConfiguration whose caBundle is kept in step (with --cert-secret).
+    #[arg(long, env = "PODID_WEBHOOK_CONFIG_NAME", requires = "cert_secret")]
+    pub webhook_config_name: Option<String>,
+    /// Service the API server calls the webhook through, in --release-namespace; names the serving certificate (with --cert-secret).
+    #[arg(long, env = "PODID_SERVICE_NAME", requires = "cert_secret")]
+    pub service_name: Option<String>,
+    /// How often the certificate Secret and the webhook configuration are checked (with --cert-secret).
+    #[arg(long, env = "PODID_CERT_CHECK_INTERVAL", value_parser = parse_duration, default_value = "30s")]
+    pub cert_check_interval: Duration,
+}
+
+impl SelfCertArgs {
+    /// The self-managed certificate settings, if --cert-secret is set; the
+    /// Secret and Service live in `namespace` (the client's default when `None`).
+    pub fn to_config(&self, namespace: Option<String>) -> Option<SelfManagedConfig> {
+        let Self {
+            cert_secret,
+            webhook_config_name,
+            service_name,
+            cert_check_interval,
+        } = self.clone();
+        Some(SelfManagedConfig {
+            secret: cert_secret?,
+            webhook_config: webhook_config_name?,
+            service: service_name?,
+            namespace,
+            check_interval: cert_check_interval,
+            policy: podid_certs::RotationPolicy::default(),
+        })
+    }
+}
+
 /// Flags of the `podid-webhook` server.
 #[derive(clap::Parser, Clone, Debug)]
 #[command(
@@ -143,6 +181,9 @@ pub struct WebhookArgs {
     /// Injection settings.
     #[command(flatten)]
     pub inject: InjectArgs,
+    /// Self-managed certificate.
+    #[command(flatten)]
+    pub certs: SelfCertArgs,
 }
 
 impl WebhookArgs {
@@ -161,6 +202,7 @@ impl WebhookArgs {
             log_format: _,
             log: _,
             inject,
+            certs,
         } = self.clone();
         let identities = identities_file.map_or(IdentitySource::Cluster, IdentitySource::File);
         let mut cfg = Config::new(tls_cert, tls_key, identities);
@@ -172,6 +214,7 @@ impl WebhookArgs {
         cfg.max_body_bytes = max_body_bytes;
         cfg.request_timeout = request_timeout;
         cfg.shutdown_grace = shutdown_grace;
+        cfg.self_managed = certs.to_config(inject.release_namespace.clone());
         cfg
     }
 }

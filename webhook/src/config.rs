@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use podid_core::inject::InjectConfig;
 
+pub use crate::certs_self::SelfManagedConfig;
+
 /// Whether the proxy is placed as a native sidecar.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum NativeSidecars {
@@ -34,7 +36,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Plain-HTTP address for `/healthz`, `/readyz`, `/metrics`.
     pub admin_listen: SocketAddr,
-    /// PEM certificate chain file.
+    /// PEM certificate chain file (unused when `self_managed` is set).
     pub tls_cert: PathBuf,
     /// PEM private key file.
     pub tls_key: PathBuf,
@@ -52,6 +54,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Issue and rotate the serving certificate in a Secret instead of reading files.
+    pub self_managed: Option<SelfManagedConfig>,
 }
 
 impl Config {
@@ -69,6 +73,7 @@ impl Config {
             max_body_bytes: 3 * 1024 * 1024,
             request_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(20),
+            self_managed: None,
         }
     }
 }

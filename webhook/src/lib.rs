@@ -1,6 +1,7 @@
 //! podid's mutating admission webhook: serves CONTRACT.md §3 over TLS around core's planner.
 
 pub mod args;
+pub mod certs_self;
 pub mod config;
 pub mod identities;
 pub mod inject_cli;
@@ -49,6 +50,7 @@ pub struct Webhook {
     state: AppState,
     cfg: Config,
     client: Option<kube::Client>,
+    certs: Option<certs_self::SelfManaged>,
 }
 
 impl Webhook {
@@ -68,6 +70,17 @@ impl Webhook {
                 info!(major = %version.0, minor = %version.1, "connected to the API server");
                 (IdentityStore::empty(), Some(client), Some(version))
             }
+        };
+        let certs = match (&cfg.self_managed, &client) {
+            (None, _) => None,
+            (Some(sm), Some(client)) => {
+                Some(certs_self::SelfManaged::new(sm.clone(), client.clone()))
+            }
+            // Identities from a file, certificate from the cluster.
+            (Some(sm), None) => Some(certs_self::SelfManaged::new(
+                sm.clone(),
+                kube::Client::try_default().await?,
+            )),
         };
         cfg.inject.native_sidecars = native_sidecars(
             cfg.native_sidecars,
@@ -98,6 +111,7 @@ impl Webhook {
             state,
             cfg,
             client,
+            certs,
         })
     }
 
@@ -119,6 +133,7 @@ impl Webhook {
             state,
             cfg,
             client,
+            certs,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = {
@@ -127,9 +142,14 @@ impl Webhook {
                 let _ = rx.wait_for(|stop| *stop).await;
             }
         };
-        let certs = FileWatcher::new(Arc::clone(&state.resolver), &cfg.tls_cert, &cfg.tls_key)
-            .with_interval(cfg.tls_reload_interval);
-        let cert_task = tokio::spawn(certs.run(stopped));
+        let cert_task = match certs {
+            Some(certs) => tokio::spawn(certs.run(Arc::clone(&state.resolver), stopped)),
+            None => tokio::spawn(
+                FileWatcher::new(Arc::clone(&state.resolver), &cfg.tls_cert, &cfg.tls_key)
+                    .with_interval(cfg.tls_reload_interval)
+                    .run(stopped),
+            ),
+        };
         let watch_task =
             client.map(|c| tokio::spawn(identities::watch_cluster(c, Arc::clone(&state.store))));
         let tls = serve::tls_acceptor(tls_config(Arc::clone(&state.resolver)));
