@@ -192,11 +192,10 @@ PENDING_WEBHOOK_FLAGS). The Secret lives in --release-namespace.
 {{- define "podid.controller.tokenDir" -}}/var/run/secrets/azure/tokens{{- end }}
 
 {{/*
-Every flag of the controller container, as a YAML list.
-PENDING: podid-controller does not exist yet (CONTRACT §6; a later issue).
-These are the flags §6 implies; this template is the one place to align them
-with the binary once it exists (tests/chart/test_binary_args.py then checks
-them). $(POD_NAME) is expanded by the kubelet from the downward-API variable.
+Every flag of the controller container, as a YAML list: podid-controller's
+flags (controller/src/args.rs); tests/chart/test_binary_args.py checks that
+the binary accepts them. $(POD_NAME) is expanded by the kubelet from the
+downward-API variable.
 */}}
 {{- define "podid.controller.args" -}}
 {{- $v := .Values }}

@@ -5,5 +5,14 @@
 //! the PATCH bodies that carry them) come out. The kube watchers, the Lease,
 //! the ARM client and the binary sit around it.
 
+pub mod admin;
+pub mod args;
+pub mod arm;
+pub mod auth;
+pub mod config;
+pub mod exec;
+pub mod kube;
+pub mod metrics;
 pub mod plan;
+pub mod run;
 pub mod seams;
