@@ -17,3 +17,7 @@ cargo test --workspace --all-features --doc
 # CONTRACT.md, golden files and the binaries' flag parsers (after nextest, which
 # built podid-webhook). Venv from scripts/install-test-deps.sh.
 tests/chart/.venv/bin/python -m pytest tests/chart -q
+
+# The controller's scale benchmark, scaled down (issue: it runs in CI's suite;
+# the full run is `cargo run --release -p podid-controller-bench -- --full`).
+cargo run --release -p podid-controller-bench
