@@ -19,8 +19,11 @@ pub const ALPN_HTTP11: &[u8] = b"http/1.1";
 /// explicitly so the config does not depend on which provider a binary
 /// installed as its process default, no client authentication (the API
 /// server is authenticated by the request's content, not by a certificate),
-/// and ALPN exactly `http/1.1`: a client that offers ALPN without it is
-/// refused, one that offers none is served.
+/// ALPN exactly `http/1.1` (a client that offers ALPN without it is refused,
+/// one that offers none is served), and no session resumption: a resumed
+/// session skips the certificate, so a resuming client would keep the
+/// certificate of its first handshake however often it is rotated. The API
+/// server never resumes, so this costs it nothing.
 pub fn server_config(resolver: Arc<ReloadingCertResolver>) -> ServerConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     // Fails only if the provider has no cipher suite for these versions; ring's
@@ -31,6 +34,8 @@ pub fn server_config(resolver: Arc<ReloadingCertResolver>) -> ServerConfig {
         .expect("ring's default provider supports TLS 1.3 and 1.2");
     let mut config = builder.with_no_client_auth().with_cert_resolver(resolver);
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     config
 }
 

@@ -152,7 +152,7 @@ impl Webhook {
         };
         let watch_task =
             client.map(|c| tokio::spawn(identities::watch_cluster(c, Arc::clone(&state.store))));
-        let tls = serve::tls_acceptor(tls_config(Arc::clone(&state.resolver)));
+        let tls = serve::tls_acceptor(podid_certs::server_config(Arc::clone(&state.resolver)));
         let https = serve::serve(
             listener,
             Some(tls),
@@ -178,19 +178,6 @@ impl Webhook {
         }
         info!("stopped");
     }
-}
-
-/// The HTTPS listener's rustls configuration: [`podid_certs::server_config`] without resumption.
-///
-/// A resumed TLS session skips the certificate, so a client that resumes keeps the
-/// certificate of its first handshake however often the files are rotated. The API server
-/// does not resume sessions, so refusing resumption costs it nothing and makes every
-/// handshake present the current certificate.
-pub fn tls_config(resolver: Arc<ReloadingCertResolver>) -> rustls::ServerConfig {
-    let mut config = podid_certs::server_config(resolver);
-    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
-    config
 }
 
 /// Decides the layout: native sidecars on Kubernetes ≥ 1.29 unless forced.
