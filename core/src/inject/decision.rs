@@ -106,6 +106,8 @@ pub enum DenyReason {
     FakedInjection,
     /// A privileged or NET_ADMIN container with `strict` on.
     Strict,
+    /// The pod already uses a volume name podid injects.
+    ReservedName,
 }
 
 /// The planner's answer.
@@ -163,6 +165,7 @@ impl DenyReason {
             Self::HostNetwork => "host_network",
             Self::ProxyUid => "proxy_uid",
             Self::FakedInjection => "faked_injection",
+            Self::ReservedName => "reserved_name",
             Self::Strict => "strict",
         }
     }

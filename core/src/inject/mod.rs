@@ -109,12 +109,32 @@ pub fn plan(pod: &PodView<'_>, index: &IdentityIndex, cfg: &InjectConfig) -> Dec
             ),
         };
     }
+    if let Some(name) = taken_volume_name(pod, &rendered) {
+        return deny(
+            DenyReason::ReservedName,
+            format!("volume {name:?} is reserved for podid's injected containers; rename it"),
+        );
+    }
     let patch = build_patch(pod, &resolved, rendered, &status, cfg);
     Decision::Inject {
         patch,
         status,
         warnings,
     }
+}
+
+/// A volume of the pod that has the name of one podid would add (the API server
+/// would refuse the duplicate with a message that does not say why).
+fn taken_volume_name<'a>(pod: &PodView<'a>, rendered: &Rendered) -> Option<&'a str> {
+    let ours: Vec<&str> = rendered
+        .volumes
+        .iter()
+        .filter_map(|v| v.get("name")?.as_str())
+        .collect();
+    pod.volumes()
+        .iter()
+        .filter_map(|v| v.get("name")?.as_str())
+        .find(|name| ours.contains(name))
 }
 
 fn skip_reason(pod: &PodView<'_>, cfg: &InjectConfig) -> Option<SkipReason> {

@@ -384,3 +384,25 @@ fn deny_reasons_have_stable_metric_labels() {
         ]
     );
 }
+
+#[test]
+fn pod_using_a_volume_name_podid_injects_is_denied_naming_the_volume() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "annotations": {"podid.io/identity": "storage-reader"}},
+        "spec": {"containers": [{"name": "app", "image": "app"}],
+                 "volumes": [{"name": "podid-xtables-lock", "emptyDir": {}}]}});
+    let decision = plan(
+        &PodView::new(&pod, "apps"),
+        &index(),
+        &InjectConfig::default(),
+    );
+    let Decision::Deny { reason, message } = decision else {
+        panic!("not denied: {decision:?}")
+    };
+    assert_eq!(reason, DenyReason::ReservedName);
+    assert!(message.contains("pod \"apps/web\""), "{message}");
+    assert!(
+        message.contains("volume \"podid-xtables-lock\" is reserved"),
+        "{message}"
+    );
+}
