@@ -157,6 +157,7 @@ PENDING_WEBHOOK_FLAGS). The Secret lives in --release-namespace.
   (printf "--release-namespace=%s" .Release.Namespace)
   (printf "--request-timeout=%ds" (int $v.webhook.timeoutSeconds))
   (printf "--shutdown-grace=%s" $v.webhook.shutdownGrace)
+  (printf "--shutdown-delay=%ds" (int $v.webhook.shutdownDelaySeconds))
   (printf "--log-format=%s" $v.logging.format)
   (printf "--log=%s" $v.logging.level)
   (printf "--proxy-image=%s" (include "podid.image" (list . "proxy")))

@@ -172,6 +172,10 @@ pub struct WebhookArgs {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "PODID_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "20s")]
     pub shutdown_grace: Duration,
+    /// After SIGTERM, keep serving (with /readyz failing) this long before refusing
+    /// connections, while the API server learns the endpoint is gone.
+    #[arg(long, env = "PODID_SHUTDOWN_DELAY", value_parser = parse_duration, default_value = "0s")]
+    pub shutdown_delay: Duration,
     /// Log format.
     #[arg(long, env = "PODID_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
@@ -199,6 +203,7 @@ impl WebhookArgs {
             max_body_bytes,
             request_timeout,
             shutdown_grace,
+            shutdown_delay,
             log_format: _,
             log: _,
             inject,
@@ -214,6 +219,7 @@ impl WebhookArgs {
         cfg.max_body_bytes = max_body_bytes;
         cfg.request_timeout = request_timeout;
         cfg.shutdown_grace = shutdown_grace;
+        cfg.shutdown_delay = shutdown_delay;
         cfg.self_managed = certs.to_config(inject.release_namespace.clone());
         cfg
     }

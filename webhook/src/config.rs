@@ -54,6 +54,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// How long to keep serving, not ready, after the shutdown signal before refusing connections.
+    pub shutdown_delay: Duration,
     /// Issue and rotate the serving certificate in a Secret instead of reading files.
     pub self_managed: Option<SelfManagedConfig>,
 }
@@ -73,6 +75,7 @@ impl Config {
             max_body_bytes: 3 * 1024 * 1024,
             request_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(20),
+            shutdown_delay: Duration::ZERO,
             self_managed: None,
         }
     }

@@ -104,6 +104,7 @@ impl Webhook {
             resolver: Arc::new(ReloadingCertResolver::empty()),
             max_body_bytes: cfg.max_body_bytes,
             request_timeout: cfg.request_timeout,
+            draining: Arc::default(),
         };
         Ok(Self {
             listener,
@@ -135,6 +136,7 @@ impl Webhook {
             client,
             certs,
         } = self;
+        let draining = Arc::clone(&state.draining);
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = {
             let mut rx = stop_rx.clone();
@@ -169,6 +171,13 @@ impl Webhook {
         );
         let servers = tokio::spawn(async move { tokio::join!(https, plain) });
         shutdown.await;
+        if !cfg.shutdown_delay.is_zero() {
+            // Endpoint removal takes a moment to reach the API server; with failurePolicy
+            // Fail, refusing connections at once would fail pod creations meanwhile.
+            info!(delay = ?cfg.shutdown_delay, "shutting down: not ready; still serving");
+            draining.store(true, std::sync::atomic::Ordering::Release);
+            tokio::time::sleep(cfg.shutdown_delay).await;
+        }
         info!("shutting down: no new connections; finishing in-flight requests");
         let _ = stop_tx.send(true);
         let _ = servers.await;

@@ -1,6 +1,7 @@
 //! The HTTP layer: `/mutate` around core's review, and the admin routes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Deadline for reading and answering one request.
     pub request_timeout: Duration,
+    /// Set once shutdown has begun: /readyz fails while requests are still served.
+    pub draining: Arc<AtomicBool>,
 }
 
 /// The router served over TLS.
@@ -166,7 +169,8 @@ fn log_decision(review: &Value, decision: Option<&Decision>, outcome: &str, reas
 async fn readyz(State(state): State<AppState>) -> Response {
     let synced = state.store.is_synced();
     let loaded = state.resolver.is_loaded();
-    let status = if synced && loaded {
+    let draining = state.draining.load(Ordering::Acquire);
+    let status = if synced && loaded && !draining {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -175,6 +179,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         "status": if status == StatusCode::OK { "ready" } else { "not ready" },
         "identityCacheSynced": synced,
         "certificateLoaded": loaded,
+        "shuttingDown": draining,
     });
     json_response(status, body)
 }

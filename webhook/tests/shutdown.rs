@@ -93,3 +93,30 @@ async fn idle_keep_alive_connections_do_not_hold_up_shutdown() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_delay_keeps_serving_while_readyz_fails_then_refuses_connections() {
+    let mut server = TestServer::start_with(true, |cfg| {
+        cfg.shutdown_delay = Duration::from_secs(2);
+    })
+    .await;
+    let mut admin = server.connect_admin().await;
+    assert_eq!(admin.get("/readyz").await.status, StatusCode::OK);
+
+    server.shutdown();
+
+    // Soon not ready, while new connections are still admitted and served.
+    let admin_addr = server.admin;
+    let readyz = eventually("readyz fails once shutdown begins", || async move {
+        let mut admin = support::client::Conn::plain(admin_addr).await.ok()?;
+        let reply = admin.get("/readyz").await;
+        (reply.status == StatusCode::SERVICE_UNAVAILABLE).then_some(reply)
+    })
+    .await;
+    assert_eq!(readyz.json()["shuttingDown"], true);
+    let mut conn = server.connect().await;
+    decode_patch(&admit(&mut conn, &review_fixture("deployment-pod")).await);
+
+    wait_refused(server.addr).await;
+    server.stopped().await;
+}
