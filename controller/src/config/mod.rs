@@ -34,6 +34,13 @@ pub enum ConfigError {
         "cloud {0:?} has no built-in endpoints: set --arm-endpoint and --authority-host (and --arm-scope)"
     )]
     UnknownCloud(String),
+    /// The cloud config names a service-principal certificate, which is not supported.
+    #[error(
+        "the cloud config's service principal uses a certificate (aadClientCertPath {0:?}), which \
+         podid-controller does not support; give it aadClientSecret, a managed identity \
+         (useManagedIdentityExtension) or workload identity (--federated-token-file)"
+    )]
+    CertificateUnsupported(String),
     /// A chosen credential lacks a field.
     #[error("{credential} needs {missing}")]
     Incomplete {
@@ -71,6 +78,8 @@ pub struct CloudConfig {
     pub aad_federated_token_file: String,
     /// `resourceManagerEndpoint` (Azure Stack).
     pub resource_manager_endpoint: String,
+    /// `aadClientCertPath`: a service principal certificate, which the controller cannot use.
+    pub aad_client_cert_path: String,
 }
 
 impl fmt::Debug for CloudConfig {
@@ -94,6 +103,7 @@ impl fmt::Debug for CloudConfig {
             )
             .field("aad_federated_token_file", &self.aad_federated_token_file)
             .field("resource_manager_endpoint", &self.resource_manager_endpoint)
+            .field("aad_client_cert_path", &self.aad_client_cert_path)
             .finish()
     }
 }
@@ -147,6 +157,7 @@ impl CloudConfig {
             vm_type: text("vmType"),
             aad_client_id: text("aadClientId"),
             aad_client_secret: text("aadClientSecret"),
+            aad_client_cert_path: text("aadClientCertPath"),
             use_managed_identity_extension: flag("useManagedIdentityExtension"),
             user_assigned_identity_id: text("userAssignedIdentityID"),
             use_federated_workload_identity_extension: flag(
@@ -377,6 +388,10 @@ pub fn choose_credential(
             tenant_id: nonempty(&c.tenant_id).ok_or_else(|| incomplete("tenantId"))?,
             secret: SecretString(secret),
         });
+    }
+    // Falling back to a managed identity here would silently act as another principal.
+    if let Some(path) = nonempty(&c.aad_client_cert_path) {
+        return Err(ConfigError::CertificateUnsupported(path));
     }
     Ok(managed())
 }

@@ -190,3 +190,16 @@ fn an_unknown_cloud_needs_its_endpoints_from_flags() {
         "https://management.local.azurestack.external/.default"
     );
 }
+
+#[test]
+fn a_certificate_service_principal_is_refused_instead_of_silently_using_managed_identity() {
+    let c = cfg(
+        r#"{"tenantId": "t", "aadClientId": "c", "aadClientCertPath": "/etc/kubernetes/sp.pfx"}"#,
+    );
+    let err = choose_credential(&WorkloadIdentityFlags::default(), Some(&c)).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::CertificateUnsupported(ref p) if p == "/etc/kubernetes/sp.pfx"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("aadClientSecret"), "{err}");
+}
