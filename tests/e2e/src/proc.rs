@@ -35,6 +35,16 @@ impl Daemon {
         })
     }
 
+    /// Its pid (`ip netns exec` and `setpriv` exec in place, so also the program's).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills it and waits for it (what dropping it does, said explicitly).
+    pub fn stop(self) {
+        drop(self);
+    }
+
     /// What it has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

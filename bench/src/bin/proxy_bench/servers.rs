@@ -1,9 +1,8 @@
 //! The processes under test: the emulated IMDS and the proxy as child processes killed on drop, and the world they share.
 
-use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::load::Conn;
@@ -19,69 +18,9 @@ pub fn token_path() -> String {
     )
 }
 
-/// A child process, killed when dropped; stdout and stderr go to a log file.
-#[derive(Debug)]
-pub struct Process {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-// === impl Process ===
-
-impl Process {
-    /// Starts `cmd`, logging to `<dir>/<name>.log`.
-    pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Result<Self, String> {
-        let log = dir.join(format!("{name}.log"));
-        let file = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = file.try_clone().map_err(|e| e.to_string())?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(file)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("starting {name} ({cmd:?}): {e}"))?;
-        Ok(Self {
-            name: name.into(),
-            child,
-            log,
-        })
-    }
-
-    /// Its pid (`ip netns exec` and `setpriv` exec in place, so also the program's).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// `Err` with its log if it has exited.
-    pub fn check_running(&mut self) -> Result<(), String> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!(
-                "{} exited ({status}); its log:\n{}",
-                self.name,
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            )),
-            Err(e) => Err(format!("{}: {e}", self.name)),
-        }
-    }
-
-    /// Kills it and waits for it.
-    pub fn stop(mut self) {
-        self.kill();
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+/// A child process, killed when dropped; stdout and stderr go to a log file
+/// (the end-to-end tests' own, so both kill and report the same way).
+pub use podid_e2e::proc::Daemon as Process;
 
 /// The emulator's world: one VM carrying the one identity.
 pub fn write_world(dir: &Path) -> Result<PathBuf, String> {
