@@ -1,14 +1,13 @@
 //! The planner's PATCH bodies against ARM's shapes: read by the emulated ARM as planned, and identical to what azure-mgmt-compute sends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use podid_azure_emulator::arm::auth::Caller;
 use podid_azure_emulator::arm::resource::resource_json;
 use podid_azure_emulator::arm::update::{UpdateContext, parse_update};
+use podid_azure_emulator::sdk::{python_with_azure_mgmt_compute, sdk_shape_script};
 use podid_azure_emulator::{AzureState, Target as EmuTarget, UnknownIdentityAnswer};
 use podid_controller::plan::{
     AssignedIdentities, IdentityChange, PatchRequest, Target, build_requests,
@@ -139,36 +138,11 @@ fn the_emulated_arm_applies_planned_requests_exactly_as_the_planner_expects() {
     }
 }
 
-/// A python with azure-mgmt-compute (see tests/azure-emulator/tests/sdk_shape.rs), or `None` after saying so.
-fn python() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let candidates: Vec<PathBuf> = match std::env::var_os("PODID_TEST_PYTHON") {
-        Some(p) => vec![PathBuf::from(p)],
-        None => vec![
-            root.join(".venv/bin/python"),
-            root.join("tests/clients/python/.venv/bin/python"),
-        ],
-    };
-    let has_sdk = |p: &PathBuf| {
-        let probe = Command::new(p)
-            .args(["-c", "import azure.mgmt.compute"])
-            .output();
-        p.exists() && probe.is_ok_and(|o| o.status.success())
-    };
-    if let Some(found) = candidates.iter().find(|p| has_sdk(p)) {
-        return Some(found.clone());
-    }
-    let banner = format!(
-        "SKIPPED (no azure-mgmt-compute): none of {candidates:?} has it; run scripts/install-test-deps.sh \
-         or pip install -r tests/azure-emulator/requirements.txt into .venv\n"
-    );
-    let _ = std::io::stderr().write_all(banner.as_bytes());
-    None
-}
-
 #[test]
 fn planned_requests_are_byte_for_byte_what_azure_mgmt_compute_sends() {
-    let Some(python) = python() else { return };
+    let Some(python) = python_with_azure_mgmt_compute() else {
+        return;
+    };
     let mut cases = Vec::new();
     for scenario in 0..SCENARIOS.len() {
         for on in [
@@ -189,8 +163,7 @@ fn planned_requests_are_byte_for_byte_what_azure_mgmt_compute_sends() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("requests.json");
     std::fs::write(&file, serde_json::to_string(&cases).unwrap()).unwrap();
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/azure-emulator/tests/sdk_shape.py");
+    let script = sdk_shape_script();
     let out = Command::new(python)
         .arg(script)
         .arg("requests")

@@ -33,6 +33,7 @@ mod jwt;
 pub mod limits;
 mod principal;
 pub mod resolve;
+pub mod sdk;
 pub mod server;
 mod state;
 

@@ -7,52 +7,19 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::arm::*;
 use common::*;
 use podid_azure_emulator::Target;
+use podid_azure_emulator::sdk::{python_with_azure_mgmt_compute, sdk_shape_script};
 use serde_json::json;
-
-/// A python that has azure-mgmt-compute: `PODID_TEST_PYTHON`, else the
-/// project venv (`.venv`), else the SDK clients' venv; `None` after saying why not.
-fn python() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let candidates: Vec<PathBuf> = match std::env::var_os("PODID_TEST_PYTHON") {
-        Some(p) => vec![PathBuf::from(p)],
-        None => vec![
-            root.join(".venv/bin/python"),
-            root.join("tests/clients/python/.venv/bin/python"),
-        ],
-    };
-    let has_sdk = |p: &PathBuf| {
-        let probe = Command::new(p)
-            .args(["-c", "import azure.mgmt.compute"])
-            .output();
-        p.exists() && probe.is_ok_and(|o| o.status.success())
-    };
-    if let Some(found) = candidates.iter().find(|p| has_sdk(p)) {
-        return Some(found.clone());
-    }
-    // Straight to fd 2: libtest captures `eprintln!` and hides it for a passing test.
-    let banner = format!(
-        "SKIPPED (no azure-mgmt-compute): none of {candidates:?} has it; run scripts/install-test-deps.sh \
-         or pip install -r tests/azure-emulator/requirements.txt into .venv\n"
-    );
-    let _ = std::io::stderr().write_all(banner.as_bytes());
-    None
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk_shape.py")
-}
 
 /// Runs the script; asserts it succeeded and printed `{"ok": true, …}`.
 fn run(python: &Path, args: &[&str]) -> serde_json::Value {
     let out = Command::new(python)
-        .arg(script())
+        .arg(sdk_shape_script())
         .args(args)
         .output()
         .unwrap();
@@ -69,7 +36,9 @@ fn run(python: &Path, args: &[&str]) -> serde_json::Value {
 
 #[tokio::test]
 async fn get_and_patch_bodies_read_as_azure_sdk_models() {
-    let Some(python) = python() else { return };
+    let Some(python) = python_with_azure_mgmt_compute() else {
+        return;
+    };
     let a = start_arm(quick()).await;
     a.e.assign_to_vm("vm0", "id-a").unwrap();
     a.e.write(|s| s.set_system_identity(&Target::Vm("vm0".into()), true))
@@ -94,7 +63,9 @@ async fn get_and_patch_bodies_read_as_azure_sdk_models() {
 
 #[tokio::test]
 async fn the_azure_sdk_reads_and_updates_vms_and_scale_sets_through_long_running_operations() {
-    let Some(python) = python() else { return };
+    let Some(python) = python_with_azure_mgmt_compute() else {
+        return;
+    };
     let a = start_arm(quick()).await;
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
