@@ -9,7 +9,11 @@ if [ "$(id -u)" != 0 ]; then
   echo "################################################################" >&2
 fi
 
-cargo nextest run --workspace --all-features --no-fail-fast
+# Every program the end-to-end tests run, built before any test starts: a
+# cargo build inside a test would re-link target/debug/<bin> under the feet of
+# tests running in parallel (tests/e2e/src/bins.rs).
+cargo build --workspace --all-features --bins
+PODID_E2E_PREBUILT=1 cargo nextest run --workspace --all-features --no-fail-fast
 # nextest does not run doctests.
 cargo test --workspace --all-features --doc
 

@@ -1,4 +1,4 @@
-//! The programs under test: built with `cargo build` from the test itself, and placed where uids 1000 and 1501 can run them.
+//! The programs under test: built before the tests run (or by the first test, when run on their own), and placed where uids 1000 and 1501 can run them.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -26,13 +26,17 @@ pub struct Bins {
     _staging: Option<tempfile::TempDir>,
 }
 
-/// The binaries `cargo build` must produce: (package, binary).
-const BUILT: [(&str, &str); 4] = [
-    ("podid-sidecar", "podid-proxy"),
-    ("podid-azure-emulator", "podid-azure-emulator"),
-    ("podid-webhook", "podid"),
-    ("podid-sdk-client-rust", "podid-sdk-client-rust"),
-];
+/// Set by `scripts/run-tests.sh`, which runs [`BUILD_ARGS`] before nextest:
+/// the programs in the target directory are current, and no test may run
+/// cargo. (Cargo re-links `target/<profile>/<bin>` on every build, fresh or
+/// not, so a build in one test process briefly removes a program that
+/// another test process is starting.)
+pub const PREBUILT_ENV: &str = "PODID_E2E_PREBUILT";
+
+/// The build that produces every program, with the feature set `cargo nextest
+/// run --workspace --all-features` resolves: run again after it, it is a
+/// no-op, and it never leaves a second variant of a program behind.
+pub const BUILD_ARGS: [&str; 4] = ["build", "--workspace", "--all-features", "--bins"];
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -56,7 +60,10 @@ fn prepare(http: &Path) -> Result<Bins, String> {
         .and_then(Path::parent)
         .ok_or("cannot locate the target directory")?
         .to_path_buf();
-    build(&out_dir)?;
+    let prebuilt = std::env::var_os(PREBUILT_ENV).is_some();
+    if !prebuilt {
+        build(&out_dir)?;
+    }
     let root = workspace_root();
     let clients = root.join("tests/clients");
     let mut bins = Bins {
@@ -69,6 +76,15 @@ fn prepare(http: &Path) -> Result<Bins, String> {
         node_dir: clients.join("node"),
         _staging: None,
     };
+    for program in [&bins.proxy, &bins.emulator, &bins.podid, &bins.rust_client] {
+        if prebuilt && !program.is_file() {
+            return Err(format!(
+                "{} is missing: run `cargo {}` ({PREBUILT_ENV} is set, so the tests do not build)",
+                program.display(),
+                BUILD_ARGS.join(" ")
+            ));
+        }
+    }
     for (installed, what) in [
         (
             bins.python_dir.join(".venv/bin/python"),
@@ -96,15 +112,14 @@ fn prepare(http: &Path) -> Result<Bins, String> {
 fn build(out_dir: &Path) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).args(["build", "--quiet"]);
+    cmd.current_dir(workspace_root())
+        .args(BUILD_ARGS)
+        .arg("--quiet");
     match out_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => {}
         Some(profile) => {
             cmd.args(["--profile", profile]);
         }
-    }
-    for (package, bin) in BUILT {
-        cmd.args(["-p", package, "--bin", bin]);
     }
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if out.status.success() {

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    // Needed only when reqwest is built with a provider-less rustls (see Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let (client_id, resource) = match parse(std::env::args().skip(1)) {
         Ok(parsed) => parsed,
         Err(usage) => {
