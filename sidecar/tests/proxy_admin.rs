@@ -23,11 +23,11 @@ async fn ready_waits_for_the_default_identitys_token() {
     let proxy = Running::start(world.config(vec![world.msi("id-a")])).await;
     get(proxy.admin, "/ready", &[])
         .await
-        .assert_error(503, "not_ready");
+        .assert_imds_error(503, "not_ready");
     tokio::time::sleep(Duration::from_millis(300)).await;
     get(proxy.admin, "/ready", &[])
         .await
-        .assert_error(503, "not_ready");
+        .assert_imds_error(503, "not_ready");
     world.emulator.assign_to_vm(VM, "id-a").unwrap();
     proxy.wait_ready().await;
     // The warm-up's token is the management one, cached for the app.
@@ -51,7 +51,7 @@ async fn ready_gives_up_waiting_after_the_ready_timeout() {
     let proxy = Running::start(config).await;
     get(proxy.admin, "/ready", &[])
         .await
-        .assert_error(503, "not_ready");
+        .assert_imds_error(503, "not_ready");
     assert!(
         eventually(20, async || get(proxy.admin, "/ready", &[]).await.status
             == 200)
@@ -60,7 +60,7 @@ async fn ready_gives_up_waiting_after_the_ready_timeout() {
     proxy
         .token(VAULT, "")
         .await
-        .assert_error(502, "bad_gateway");
+        .assert_imds_error(502, "bad_gateway");
 }
 
 #[tokio::test]
@@ -83,10 +83,10 @@ async fn metrics_count_requests_cache_lookups_and_upstream_calls() {
     proxy
         .token(VAULT, "&client_id=nobody")
         .await
-        .assert_error(403, "forbidden");
+        .assert_imds_error(403, "forbidden");
     get(proxy.addr, "/metadata/identity/oauth2/token", &[])
         .await
-        .assert_error(400, "invalid_request");
+        .assert_imds_error(400, "invalid_request");
     let reply = get(proxy.admin, "/metrics", &[]).await;
     assert_eq!(reply.status, 200);
     assert!(

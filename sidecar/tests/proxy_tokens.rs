@@ -69,7 +69,7 @@ async fn identities_not_bound_to_the_pod_are_forbidden_without_asking_imds() {
         let v = proxy
             .token(VAULT, &extra)
             .await
-            .assert_error(403, "forbidden");
+            .assert_imds_error(403, "forbidden");
         assert!(
             v["error_description"]
                 .as_str()
@@ -94,7 +94,7 @@ async fn a_pod_without_identities_is_refused_every_token() {
         let v = proxy
             .token(VAULT, extra)
             .await
-            .assert_error(403, "forbidden");
+            .assert_imds_error(403, "forbidden");
         assert_eq!(v["error_description"], "no identity is bound to this pod");
     }
     assert_eq!(world.emulator.imds_token_requests(VM), 0);
@@ -109,7 +109,7 @@ async fn bad_requests_get_fast_imds_shaped_errors() {
     let started = Instant::now();
     let probe = get(proxy.addr, &format!("{TOKEN}?{query}"), &[]).await;
     assert!(started.elapsed() < Duration::from_secs(1));
-    probe.assert_error(400, "invalid_request");
+    probe.assert_imds_error(400, "invalid_request");
     let bypasses = [
         "/metadata/identity/oauth2/token/",
         "/metadata//identity/oauth2/token",
@@ -126,12 +126,12 @@ async fn bad_requests_get_fast_imds_shaped_errors() {
             &[("Metadata", "true")],
         )
         .await
-        .assert_error(400, "invalid_request");
+        .assert_imds_error(400, "invalid_request");
     }
     let headers = [("Metadata", "true"), ("X-Forwarded-For", "10.0.0.1")];
     get(proxy.addr, &format!("{TOKEN}?{query}"), &headers)
         .await
-        .assert_error(400, "invalid_request");
+        .assert_imds_error(400, "invalid_request");
     let post = request(
         proxy.addr,
         "POST",
@@ -140,14 +140,14 @@ async fn bad_requests_get_fast_imds_shaped_errors() {
     )
     .await;
     assert_eq!(post.status, 405, "{post:?}");
-    post.assert_error(405, "method_not_allowed");
+    post.assert_imds_error(405, "method_not_allowed");
     get(proxy.addr, "/healthz", &[("Metadata", "true")])
         .await
-        .assert_error(404, "not_found");
+        .assert_imds_error(404, "not_found");
     proxy
         .token(VAULT, "&client_id=a&object_id=b")
         .await
-        .assert_error(400, "invalid_request");
+        .assert_imds_error(400, "invalid_request");
 }
 
 #[tokio::test]

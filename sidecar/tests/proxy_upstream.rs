@@ -15,7 +15,7 @@ async fn an_identity_not_yet_on_the_node_gets_503_then_its_token_once_assigned()
     let b = format!("&client_id={}", world.client_id("id-b"));
     let started = Instant::now();
     let reply = proxy.token(VAULT, &b).await;
-    reply.assert_error(503, "temporarily_unavailable");
+    reply.assert_imds_error(503, "temporarily_unavailable");
     assert_eq!(reply.header("retry-after"), Some("5"));
     // Not retried: IMDS's "Identity not found" is an answer, not a hiccup.
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -47,7 +47,7 @@ async fn a_retry_after_beyond_the_deadline_is_passed_on_at_once() {
         .inject_imds_faults(VM, Fault::status(429).retry_after(30), 5);
     let started = Instant::now();
     let reply = proxy.token(VAULT, "").await;
-    reply.assert_error(429, "too_many_requests");
+    reply.assert_imds_error(429, "too_many_requests");
     assert_eq!(reply.header("retry-after"), Some("30"));
     assert!(started.elapsed() < Duration::from_secs(3));
 }
@@ -64,7 +64,7 @@ async fn a_failing_upstream_gives_502_within_the_deadline() {
     proxy
         .token(VAULT, "")
         .await
-        .assert_error(502, "bad_gateway");
+        .assert_imds_error(502, "bad_gateway");
     // The test configuration's deadline is 3 s.
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(world.emulator.imds_token_requests(VM) >= 2, "retried");
@@ -79,7 +79,7 @@ async fn a_hanging_upstream_gives_504() {
     proxy
         .token(VAULT, "&bypass_cache=true")
         .await
-        .assert_error(504, "gateway_timeout");
+        .assert_imds_error(504, "gateway_timeout");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -121,7 +121,7 @@ async fn a_wrong_secret_is_azure_ads_verdict_not_a_retry() {
     let v = proxy
         .token(VAULT, "&bypass_cache=true")
         .await
-        .assert_error(401, "invalid_client");
+        .assert_imds_error(401, "invalid_client");
     assert!(
         v["error_description"]
             .as_str()
@@ -159,7 +159,7 @@ async fn a_pkcs12_certificate_is_refused_with_a_clear_error() {
     let v = proxy
         .token(VAULT, "")
         .await
-        .assert_error(500, "credential_unavailable");
+        .assert_imds_error(500, "credential_unavailable");
     assert!(
         v["error_description"].as_str().unwrap().contains("PKCS#12"),
         "{v}"
@@ -198,7 +198,7 @@ async fn other_imds_paths_are_forwarded_with_their_query() {
     // The header rules apply before forwarding.
     get(proxy.addr, "/metadata/instance?api-version=2021-02-01", &[])
         .await
-        .assert_error(400, "invalid_request");
+        .assert_imds_error(400, "invalid_request");
 }
 
 #[tokio::test]
@@ -213,6 +213,6 @@ async fn other_imds_paths_can_be_blocked() {
         &[("Metadata", "true")],
     )
     .await
-    .assert_error(403, "forbidden");
+    .assert_imds_error(403, "forbidden");
     proxy.token(VAULT, "").await.assert_token(VAULT);
 }

@@ -15,8 +15,6 @@ use podid_sidecar::proxy::{self, Config};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 /// The VM the pod runs on.
@@ -184,44 +182,16 @@ impl Running {
     }
 }
 
-/// An HTTP answer.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
+pub use podid_azure_emulator::client::Reply;
+
+/// What the proxy's tests ask of a 200 token answer.
+pub trait TokenReply {
+    /// Asserts a 200 token answer (every value a string) and returns the token's claims.
+    fn assert_token(&self, resource: &str) -> Value;
 }
 
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Asserts an IMDS-shaped JSON error and returns its body.
-    pub fn assert_error(&self, status: u16, error: &str) -> Value {
-        assert_eq!(self.status, status, "body: {}", self.body);
-        assert!(
-            self.header("content-type")
-                .unwrap_or("")
-                .starts_with("application/json"),
-            "{self:?}"
-        );
-        let v = self.json();
-        assert_eq!(v["error"], error, "body: {}", self.body);
-        assert!(v["error_description"].is_string(), "body: {}", self.body);
-        v
-    }
-
-    /// Asserts a 200 token answer (every value a string) and returns the token's claims.
-    pub fn assert_token(&self, resource: &str) -> Value {
+impl TokenReply for Reply {
+    fn assert_token(&self, resource: &str) -> Value {
         assert_eq!(self.status, 200, "body: {}", self.body);
         let v = self.json();
         for key in [
@@ -262,65 +232,9 @@ pub async fn request(
     target: &str,
     headers: &[(&str, &str)],
 ) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut req =
-        format!("{method} {target} HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        req.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if method == "POST" {
-        req.push_str("Content-Length: 0\r\n");
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    parse(&String::from_utf8_lossy(&raw))
-}
-
-fn parse(raw: &str) -> Reply {
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer: {raw:?}"));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        out.push_str(&tail[..size]);
-        rest = &tail[size + 2..];
-    }
-    out
+    podid_azure_emulator::client::request(addr, method, target, headers, "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Polls `check` every 50 ms until it holds or `secs` pass.

@@ -25,6 +25,7 @@
 pub mod aad;
 pub mod arm;
 mod azure;
+pub mod client;
 mod emulator;
 pub mod file;
 pub mod ids;

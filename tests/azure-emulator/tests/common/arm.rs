@@ -1,15 +1,12 @@
 //! ARM helpers: the sample world served over HTTPS with a test certificate, authenticated requests, operation polling.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use podid_azure_emulator::{
     ArmConfig, ArmLimits, AzureState, Emulator, EmulatorConfig, ImdsLimits,
 };
-use rustls_pki_types::pem::PemObject;
 use serde_json::Value;
-use tokio::net::TcpStream;
 
 use super::*;
 
@@ -58,20 +55,7 @@ pub async fn https(
     auth: Option<&str>,
     body: &str,
 ) -> Reply {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let stream = connector.connect(name, tcp).await.unwrap();
+    let stream = tls_connect(addr, ca).await;
     let host = format!("localhost:{}", addr.port());
     let mut headers = vec![
         ("Host", host.as_str()),

@@ -7,9 +7,9 @@ pub mod arm;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use podid_azure_emulator::client;
 use podid_azure_emulator::{AzureState, Emulator, EmulatorConfig, ImdsLimits, ServicePrincipal};
-use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// Client id of the sample service principal.
@@ -21,106 +21,17 @@ pub const TOKEN: &str = "/metadata/identity/oauth2/token";
 /// A query every SDK would send.
 pub const BASE_QUERY: &str = "api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net";
 
-/// An HTTP answer.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
+pub use podid_azure_emulator::client::Reply;
 
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Asserts an IMDS-shaped JSON error.
-    pub fn assert_imds_error(&self, status: u16, error: &str) -> Value {
-        assert_eq!(self.status, status, "body: {}", self.body);
-        assert!(
-            self.header("content-type")
-                .unwrap_or("")
-                .starts_with("application/json")
-        );
-        let v = self.json();
-        assert_eq!(v["error"], error, "body: {}", self.body);
-        assert!(v["error_description"].is_string());
-        v
-    }
-}
-
-/// Sends one request on `stream` (with `Connection: close`) and reads the answer.
+/// Sends one request on `stream` and reads the answer.
 pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
+    stream: S,
     method: &str,
     target: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> Reply {
-    let mut req = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-        host_of(headers)
-    );
-    for (name, value) in headers
-        .iter()
-        .filter(|(n, _)| !n.eq_ignore_ascii_case("host"))
-    {
-        req.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if !body.is_empty() || method == "POST" {
-        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    // A TLS peer may close without close_notify; what was read is the answer.
-    let _ = stream.read_to_end(&mut raw).await;
-    parse(&String::from_utf8_lossy(&raw))
-}
-
-fn host_of(headers: &[(&str, &str)]) -> String {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("host"))
-        .map_or("169.254.169.254".into(), |(_, v)| (*v).to_owned())
-}
-
-fn parse(raw: &str) -> Reply {
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer: {raw:?}"));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    assert!(
-        !headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
-    );
-    Reply {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
+    framed(client::exchange(stream, method, target, headers, body).await)
 }
 
 /// A plain-HTTP request to `addr`.
@@ -131,8 +42,37 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Reply {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    exchange(stream, method, target, headers, body).await
+    framed(client::request(addr, method, target, headers, body).await)
+}
+
+/// The answer, which the stand-in, like Azure, frames with `Content-Length`
+/// (never chunked).
+fn framed(reply: Result<Reply, String>) -> Reply {
+    let reply = reply.unwrap_or_else(|e| panic!("{e}"));
+    assert!(reply.header("transfer-encoding").is_none(), "{reply:?}");
+    reply
+}
+
+/// A TLS connection to `addr` for server name `localhost`, trusting only `ca_pem`.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    ca_pem: &str,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await.unwrap()
 }
 
 /// GET with `Metadata: true`.
@@ -153,21 +93,7 @@ pub async fn https_request(
     target: &str,
     body: &str,
 ) -> Reply {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = connector.connect(name, tcp).await.unwrap();
+    let tls = tls_connect(addr, ca_pem).await;
     let host = format!("localhost:{}", addr.port());
     let headers = [
         ("Host", host.as_str()),
