@@ -1,9 +1,10 @@
 //! `podid-proxy init` for real, in fresh network namespaces, with both iptables backends (root only; skips loudly otherwise).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write as _;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Output;
+
+use podid_e2e::netns::Netns;
+use podid_e2e::proc::root_or_skip;
 
 const BIN: &str = env!("CARGO_BIN_EXE_podid-proxy");
 
@@ -13,73 +14,28 @@ const RULES: [&str; 3] = [
     "-A PODID_OUTPUT -p tcp -j REDIRECT --to-ports 15391",
 ];
 
-/// A network namespace that is deleted when dropped, even when the test panics.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "podid-init-{}-{tag}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .expect("ip netns add");
-        assert!(
-            out.status.success(),
-            "ip netns add {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Netns(name)
-    }
-
-    /// Runs `argv` inside the namespace.
-    fn run(&self, argv: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(argv)
-            .output()
-            .expect("ip netns exec")
-    }
-
-    fn save(&self, backend: &str) -> String {
-        let out = self.run(&[&format!("iptables-{backend}-save"), "-t", "nat"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
+/// A fresh network namespace, deleted when dropped, even when the test panics.
+fn netns(tag: &str) -> Netns {
+    Netns::unique(&format!("podid-init-{tag}")).unwrap_or_else(|e| panic!("{e}"))
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.0])
-            .output();
-    }
+/// Runs `argv` inside `ns`.
+fn run(ns: &Netns, argv: &[&str]) -> Output {
+    ns.command(argv[0])
+        .args(&argv[1..])
+        .output()
+        .expect("ip netns exec")
 }
 
-/// True when the test can run; otherwise prints a banner and the test returns (passing, visibly skipped).
-fn root_or_skip(test: &str) -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1));
-    if euid == Some("0") {
-        return true;
-    }
-    // Straight to fd 2: libtest captures `eprintln!` and hides it for a passing test.
-    let banner = format!(
-        "SKIPPED (needs root): {test}: network namespaces and iptables need root; CI runs as root\n"
+/// The nat table as `iptables-<backend>-save` prints it.
+fn save(ns: &Netns, backend: &str) -> String {
+    let out = run(ns, &[&format!("iptables-{backend}-save"), "-t", "nat"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    let _ = std::io::stderr().write_all(banner.as_bytes());
-    false
+    String::from_utf8(out.stdout).unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -87,9 +43,9 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn init_twice_installs_each_rule_once(backend: &str) {
-    let ns = Netns::new(backend);
+    let ns = netns(backend);
     for round in 1..=2 {
-        let out = ns.run(&[BIN, "init", &format!("--backend={backend}")]);
+        let out = run(&ns, &[BIN, "init", &format!("--backend={backend}")]);
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         assert!(out.status.success(), "round {round}: {stdout}{stderr}");
         assert!(
@@ -105,7 +61,7 @@ fn init_twice_installs_each_rule_once(backend: &str) {
             );
         }
     }
-    let saved = ns.save(backend);
+    let saved = save(&ns, backend);
     for rule in RULES {
         assert_eq!(
             saved.lines().filter(|l| *l == rule).count(),
@@ -140,22 +96,25 @@ fn auto_backend_joins_the_backend_already_holding_rules() {
         return;
     }
     for (backend, other) in [("legacy", "nft"), ("nft", "legacy")] {
-        let ns = Netns::new(&format!("auto-{backend}"));
-        let pre = ns.run(&[
-            &format!("iptables-{backend}"),
-            "-t",
-            "filter",
-            "-A",
-            "OUTPUT",
-            "-p",
-            "udp",
-            "--dport",
-            "9",
-            "-j",
-            "ACCEPT",
-        ]);
+        let ns = netns(&format!("auto-{backend}"));
+        let pre = run(
+            &ns,
+            &[
+                &format!("iptables-{backend}"),
+                "-t",
+                "filter",
+                "-A",
+                "OUTPUT",
+                "-p",
+                "udp",
+                "--dport",
+                "9",
+                "-j",
+                "ACCEPT",
+            ],
+        );
         assert!(pre.status.success(), "{}", text(&pre.stderr));
-        let out = ns.run(&[BIN, "init"]);
+        let out = run(&ns, &[BIN, "init"]);
         assert!(
             out.status.success(),
             "{}{}",
@@ -167,9 +126,9 @@ fn auto_backend_joins_the_backend_already_holding_rules() {
             "{}",
             text(&out.stdout)
         );
-        assert!(ns.save(backend).contains(RULES[0]));
+        assert!(save(&ns, backend).contains(RULES[0]));
         assert!(
-            !ns.save(other).contains("PODID_OUTPUT"),
+            !save(&ns, other).contains("PODID_OUTPUT"),
             "{other} must be left alone"
         );
     }
@@ -180,15 +139,15 @@ fn dry_run_prints_the_plan_and_installs_nothing() {
     if !root_or_skip("dry_run_prints_the_plan_and_installs_nothing") {
         return;
     }
-    let ns = Netns::new("dry");
-    let out = ns.run(&[BIN, "init", "--dry-run", "--backend=nft"]);
+    let ns = netns("dry");
+    let out = run(&ns, &[BIN, "init", "--dry-run", "--backend=nft"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains("dry run") && stdout.contains(RULES[2]),
         "{stdout}"
     );
-    assert!(!ns.save("nft").contains("PODID_OUTPUT"));
+    assert!(!save(&ns, "nft").contains("PODID_OUTPUT"));
 }
 
 /// Runs init without NET_ADMIN (`prefix` drops it) and checks for exactly one clear line.
@@ -196,7 +155,7 @@ fn assert_refused_with_one_line(ns: &Netns, prefix: &[&str], backend: &str) {
     let mut argv = prefix.to_vec();
     let flag = format!("--backend={backend}");
     argv.extend([BIN, "init", &flag]);
-    let out = ns.run(&argv);
+    let out = run(ns, &argv);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(!out.status.success(), "{argv:?} succeeded: {stdout}");
     assert_eq!(stdout, "", "{argv:?}");
@@ -214,7 +173,7 @@ fn init_without_net_admin_fails_with_one_clear_line() {
     if !root_or_skip("init_without_net_admin_fails_with_one_clear_line") {
         return;
     }
-    let ns = Netns::new("nocap");
+    let ns = netns("nocap");
     let nobody = [
         "setpriv",
         "--reuid",
@@ -234,5 +193,5 @@ fn init_without_net_admin_fails_with_one_clear_line() {
         assert_refused_with_one_line(&ns, &nobody, backend);
         assert_refused_with_one_line(&ns, &root_without, backend);
     }
-    assert!(!ns.save("nft").contains("PODID_OUTPUT"));
+    assert!(!save(&ns, "nft").contains("PODID_OUTPUT"));
 }

@@ -18,8 +18,7 @@ pub struct Netns {
 ///
 /// # Guarantees
 /// The pod namespace has loopback and one route, to IMDS through the veth: no
-/// other network. Names are unique per process and call, so parallel tests
-/// and runs do not collide.
+/// other network. Names are unique ([`Netns::unique`]).
 #[derive(Debug)]
 pub struct Topology {
     /// The pod: where podid-init, the proxy and the apps run.
@@ -35,6 +34,14 @@ impl Netns {
     pub fn create(name: String) -> Result<Self, String> {
         run(Command::new("ip").args(["netns", "add", &name]))?;
         Ok(Self { name })
+    }
+
+    /// A namespace named `PREFIX-PID-N`, unique per process and call, so
+    /// parallel tests and runs do not collide.
+    pub fn unique(prefix: &str) -> Result<Self, String> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        Self::create(format!("{prefix}-{}-{n}", std::process::id()))
     }
 
     /// The namespace's name.
@@ -69,15 +76,9 @@ impl Drop for Netns {
 impl Topology {
     /// Creates both namespaces and wires them up.
     pub fn new(tag: &str) -> Result<Self, String> {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let id = format!(
-            "{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
         // Drop order: pod first, then node; each deletes itself if a later step fails.
-        let pod = Netns::create(format!("podid-e2e-pod-{tag}-{id}"))?;
-        let node = Netns::create(format!("podid-e2e-node-{tag}-{id}"))?;
+        let pod = Netns::unique(&format!("podid-e2e-pod-{tag}"))?;
+        let node = Netns::unique(&format!("podid-e2e-node-{tag}"))?;
         let (pod_if, node_if) = ("eth0", "veth-pod");
         node.ip(&[
             "link",

@@ -137,7 +137,7 @@ pub fn root_or_skip(test: &str) -> bool {
     }
     // Straight to fd 2: libtest captures `eprintln!` and hides it for a passing test.
     let banner = format!(
-        "SKIPPED (needs root): {test}: the end-to-end test builds network namespaces and iptables rules; CI runs as root\n"
+        "SKIPPED (needs root): {test}: it builds network namespaces and iptables rules; CI runs as root\n"
     );
     let _ = std::io::stderr().write_all(banner.as_bytes());
     false
