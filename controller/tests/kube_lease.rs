@@ -61,9 +61,16 @@ async fn wait(leading: &mut watch::Receiver<bool>, want: bool) {
 }
 
 /// The requests that take a free Lease: read, read again, apply holder, bump transitions, read back.
+/// Answers the next `n` requests, each of which must be a GET of the Lease,
+/// with `lease` (kube-lease-manager reads it more than once per step).
+async fn expect_reads(api: &mut ApiHandle, n: usize, lease: Value) {
+    for _ in 0..n {
+        expect(api, Method::GET, LEASE, 200, lease.clone()).await;
+    }
+}
+
 async fn take_free_lease(api: &mut ApiHandle, me: &str, transitions: i64) -> (Seen, Seen) {
-    expect(api, Method::GET, LEASE, 200, free()).await;
-    expect(api, Method::GET, LEASE, 200, free()).await;
+    expect_reads(api, 2, free()).await;
     let apply = expect(api, Method::PATCH, LEASE, 200, held(me, 0, 0)).await;
     let bump = expect(api, Method::PATCH, LEASE, 200, held(me, 0, 1)).await;
     expect(api, Method::GET, LEASE, 200, held(me, 0, 1)).await;
@@ -150,9 +157,7 @@ async fn a_standby_takes_over_a_lease_its_holder_stopped_renewing() {
     let leadership = Leadership::start(client, settings("b")).unwrap();
     let mut leading = leadership.subscribe();
     // The Lease exists (no create) and names "a", renewed 10 s ago for 3 s.
-    expect(&mut api, Method::GET, LEASE, 200, held("a", 10, 1)).await;
-    expect(&mut api, Method::GET, LEASE, 200, held("a", 10, 1)).await;
-    expect(&mut api, Method::GET, LEASE, 200, held("a", 10, 1)).await;
+    expect_reads(&mut api, 3, held("a", 10, 1)).await;
     assert!(!leadership.is_leading());
     // Expired: cleared, then taken.
     let clear = expect(
@@ -164,30 +169,7 @@ async fn a_standby_takes_over_a_lease_its_holder_stopped_renewing() {
     )
     .await;
     assert_eq!(clear.body["spec"]["holderIdentity"], Value::Null);
-    expect(
-        &mut api,
-        Method::GET,
-        LEASE,
-        200,
-        lease(json!({"leaseTransitions": 1})),
-    )
-    .await;
-    expect(
-        &mut api,
-        Method::GET,
-        LEASE,
-        200,
-        lease(json!({"leaseTransitions": 1})),
-    )
-    .await;
-    expect(
-        &mut api,
-        Method::GET,
-        LEASE,
-        200,
-        lease(json!({"leaseTransitions": 1})),
-    )
-    .await;
+    expect_reads(&mut api, 3, lease(json!({"leaseTransitions": 1}))).await;
     let apply = expect(&mut api, Method::PATCH, LEASE, 200, held("b", 0, 1)).await;
     assert_eq!(apply.body["spec"]["holderIdentity"], "b");
     let bump = expect(&mut api, Method::PATCH, LEASE, 200, held("b", 0, 2)).await;
