@@ -38,39 +38,40 @@ impl Target {
         let err = || ProviderIdError(provider_id.to_owned());
         let lower = provider_id.to_ascii_lowercase();
         let path = lower.strip_prefix("azure://").ok_or_else(err)?;
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        match segments.as_slice() {
-            [
-                "subscriptions",
-                sub,
-                "resourcegroups",
-                rg,
-                "providers",
-                "microsoft.compute",
-                "virtualmachinescalesets",
-                ss,
-                "virtualmachines",
-                instance,
-            ] if !instance.is_empty() => Ok(Self::Vmss {
-                subscription: (*sub).to_owned(),
-                resource_group: (*rg).to_owned(),
-                name: (*ss).to_owned(),
-            }),
-            [
-                "subscriptions",
-                sub,
-                "resourcegroups",
-                rg,
-                "providers",
-                "microsoft.compute",
-                "virtualmachines",
-                vm,
-            ] => Ok(Self::Vm {
-                subscription: (*sub).to_owned(),
-                resource_group: (*rg).to_owned(),
-                name: (*vm).to_owned(),
-            }),
+        let (sub, rg, rest) = compute_resource(path).ok_or_else(err)?;
+        match rest.as_slice() {
+            ["virtualmachinescalesets", ss, "virtualmachines", _instance] => {
+                Ok(Self::vmss(sub, rg, ss))
+            }
+            ["virtualmachines", vm] => Ok(Self::vm(sub, rg, vm)),
             _ => Err(err()),
+        }
+    }
+
+    /// The VM or scale set an ARM id names: [`Target::arm_id`]'s form, in any case.
+    pub fn from_arm_id(id: &str) -> Option<Self> {
+        let lower = id.trim().to_ascii_lowercase();
+        let (sub, rg, rest) = compute_resource(&lower)?;
+        match rest.as_slice() {
+            ["virtualmachines", name] => Some(Self::vm(sub, rg, name)),
+            ["virtualmachinescalesets", name] => Some(Self::vmss(sub, rg, name)),
+            _ => None,
+        }
+    }
+
+    fn vm(subscription: &str, resource_group: &str, name: &str) -> Self {
+        Self::Vm {
+            subscription: subscription.to_owned(),
+            resource_group: resource_group.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    fn vmss(subscription: &str, resource_group: &str, name: &str) -> Self {
+        Self::Vmss {
+            subscription: subscription.to_owned(),
+            resource_group: resource_group.to_owned(),
+            name: name.to_owned(),
         }
     }
 
@@ -102,6 +103,24 @@ impl Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.arm_id())
+    }
+}
+
+/// A lower-case path `/subscriptions/S/resourcegroups/G/providers/microsoft.compute/REST…`
+/// as (S, G, the non-empty segments of REST).
+fn compute_resource(path: &str) -> Option<(&str, &str, Vec<&str>)> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        [
+            "subscriptions",
+            sub,
+            "resourcegroups",
+            rg,
+            "providers",
+            "microsoft.compute",
+            rest @ ..,
+        ] => Some((sub, rg, rest.to_vec())),
+        _ => None,
     }
 }
 
@@ -157,6 +176,22 @@ mod tests {
             "kind://docker/kind/kind-control-plane",
         ] {
             assert!(Target::from_provider_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn targets_round_trip_through_their_arm_ids() {
+        let vm = Target::vm("s", "g", "v");
+        for t in [vm, Target::vmss("s", "g", "p")] {
+            assert_eq!(Target::from_arm_id(&t.arm_id()), Some(t.clone()));
+            assert_eq!(Target::from_arm_id(&t.arm_id().to_uppercase()), Some(t));
+        }
+        for bad in [
+            "/subscriptions/s/resourceGroups/g",
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/disks/d",
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/v/extra",
+        ] {
+            assert_eq!(Target::from_arm_id(bad), None, "{bad}");
         }
     }
 

@@ -58,40 +58,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The VM or scale set of an ARM id as [`Target::arm_id`] writes it (any case).
-pub fn target_from_arm_id(id: &str) -> Option<Target> {
-    let lower = id.trim().to_ascii_lowercase();
-    let segments: Vec<&str> = lower.split('/').filter(|s| !s.is_empty()).collect();
-    let [
-        "subscriptions",
-        sub,
-        "resourcegroups",
-        rg,
-        "providers",
-        "microsoft.compute",
-        kind,
-        name,
-    ] = segments.as_slice()
-    else {
-        return None;
-    };
-    let (subscription, resource_group, name) =
-        ((*sub).to_owned(), (*rg).to_owned(), (*name).to_owned());
-    match *kind {
-        "virtualmachines" => Some(Target::Vm {
-            subscription,
-            resource_group,
-            name,
-        }),
-        "virtualmachinescalesets" => Some(Target::Vmss {
-            subscription,
-            resource_group,
-            name,
-        }),
-        _ => None,
-    }
-}
-
 /// Reads every readable entry of the ConfigMap's data; unreadable ones are logged and skipped.
 pub fn decode(data: &BTreeMap<String, String>) -> BTreeMap<Target, TargetOwnership> {
     let mut out = BTreeMap::new();
@@ -103,7 +69,7 @@ pub fn decode(data: &BTreeMap<String, String>) -> BTreeMap<Target, TargetOwnersh
                 continue;
             }
         };
-        match target_from_arm_id(&entry.target) {
+        match Target::from_arm_id(&entry.target) {
             Some(target) => {
                 out.insert(target, entry.identities);
             }
@@ -252,22 +218,6 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
         };
         assert!(valid(&a) && valid(&b));
-    }
-
-    #[test]
-    fn targets_round_trip_through_their_arm_ids() {
-        let vm = Target::Vm {
-            subscription: "s".into(),
-            resource_group: "g".into(),
-            name: "v".into(),
-        };
-        for t in [vm, vmss("p")] {
-            assert_eq!(target_from_arm_id(&t.arm_id()), Some(t));
-        }
-        assert_eq!(
-            target_from_arm_id("/subscriptions/s/resourceGroups/g"),
-            None
-        );
     }
 
     #[test]
