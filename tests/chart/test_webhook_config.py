@@ -1,30 +1,21 @@
 """The MutatingWebhookConfiguration is exactly what CONTRACT.md §1 and §3 describe.
 
-The expected values are written out here; where CONTRACT.md is present
-(../shared/CONTRACT.md beside the repository), the test also checks that it
-still says them, and core/src/names.rs is checked for the names both share,
-so a change on either side shows up here.
+The expected values are written out here; the test also checks that
+docs/CONTRACT.md still says them, and core/src/names.rs is checked for the
+names both share, so a change on either side shows up here.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
-
-import pytest
 
 from conftest import CASES, ROOT, objects, one
 
 SYSTEM_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"]
 
 
-def contract_text() -> str | None:
-    candidates = [os.environ.get("PODID_CONTRACT", ""), ROOT.parent / "shared" / "CONTRACT.md"]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate).read_text()
-    return None
+def contract_text() -> str:
+    return (ROOT / "docs" / "CONTRACT.md").read_text()
 
 
 def core_names() -> dict[str, str]:
@@ -105,10 +96,7 @@ def test_service_routes_443_to_the_webhooks_8443(case_name: str) -> None:
 
 
 def test_the_contract_still_says_so() -> None:
-    text = contract_text()
-    if text is None:
-        pytest.skip("CONTRACT.md not found beside the repository (set PODID_CONTRACT to check it)")
-    text = " ".join(text.split())  # rewrapping the contract is no change
+    text = " ".join(contract_text().split())  # rewrapping the contract is no change
     for phrase in [
         "`podid.io/inject` | Namespace label | `enabled`",
         "`podid.io/inject` | Pod label | `disabled`",
