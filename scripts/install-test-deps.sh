@@ -4,9 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: iptables (nft and legacy backends) and iproute2 for the
-# network-namespace tests.
+# network-namespace tests; nftables (the nft program) for podid-node-guard's.
 need_apt=()
 command -v iptables-restore >/dev/null 2>&1 || need_apt+=(iptables)
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then

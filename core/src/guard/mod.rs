@@ -296,8 +296,9 @@ fn injected(pod: &PodView<'_>, policy: &GuardPolicy) -> Result<(), BlockReason> 
 pub struct AllowedSet {
     /// Addresses that may reach IMDS.
     pub allowed: BTreeSet<Ipv4Addr>,
-    /// Every address of a live, non-host-network pod, with its pod (`namespace/name`) and verdict.
-    pub owners: BTreeMap<Ipv4Addr, (String, Verdict)>,
+    /// Every address of a live, non-host-network pod, with the pod holding it
+    /// (a blocked one, when an allowed and a blocked pod claim it).
+    pub owners: BTreeMap<Ipv4Addr, GuardPod>,
 }
 
 impl AllowedSet {
@@ -319,12 +320,9 @@ impl AllowedSet {
                 } else {
                     denied.insert(*ip);
                 }
-                let owner = set
-                    .owners
-                    .entry(*ip)
-                    .or_insert((pod.to_string(), pod.verdict));
+                let owner = set.owners.entry(*ip).or_insert_with(|| pod.clone());
                 if !pod.allowed() {
-                    *owner = (pod.to_string(), pod.verdict);
+                    *owner = pod.clone();
                 }
             }
         }

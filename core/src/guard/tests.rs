@@ -214,10 +214,13 @@ fn an_address_claimed_by_an_allowed_and_a_blocked_pod_stays_out() {
     .collect();
     let set = AllowedSet::from_pods(&pods);
     assert_eq!(set.allowed, ["10.0.0.2".parse().unwrap()].into());
-    let (owner, verdict) = &set.owners[&"10.0.0.1".parse().unwrap()];
+    let owner = &set.owners[&"10.0.0.1".parse().unwrap()];
     assert_eq!(
-        (owner.as_str(), *verdict),
-        ("apps/reused", Verdict::Block(BlockReason::NotInjected))
+        (owner.to_string(), owner.verdict),
+        (
+            "apps/reused".to_owned(),
+            Verdict::Block(BlockReason::NotInjected)
+        )
     );
 }
 

@@ -16,6 +16,8 @@ pub struct Bins {
     pub podid: PathBuf,
     /// `podid-sdk-client-rust`.
     pub rust_client: PathBuf,
+    /// `podid-node-guard`.
+    pub node_guard: PathBuf,
     /// `podid-e2e-http`.
     pub http: PathBuf,
     /// `tests/clients/python` (with its `.venv`).
@@ -71,12 +73,19 @@ fn prepare(http: &Path) -> Result<Bins, String> {
         emulator: out_dir.join("podid-azure-emulator"),
         podid: out_dir.join("podid"),
         rust_client: out_dir.join("podid-sdk-client-rust"),
+        node_guard: out_dir.join("podid-node-guard"),
         http: http.to_path_buf(),
         python_dir: clients.join("python"),
         node_dir: clients.join("node"),
         _staging: None,
     };
-    for program in [&bins.proxy, &bins.emulator, &bins.podid, &bins.rust_client] {
+    for program in [
+        &bins.proxy,
+        &bins.emulator,
+        &bins.podid,
+        &bins.rust_client,
+        &bins.node_guard,
+    ] {
         if prebuilt && !program.is_file() {
             return Err(format!(
                 "{} is missing: run `cargo {}` ({PREBUILT_ENV} is set, so the tests do not build)",
@@ -154,6 +163,7 @@ fn stage(bins: &mut Bins) -> Result<(), String> {
         &mut bins.emulator,
         &mut bins.podid,
         &mut bins.rust_client,
+        &mut bins.node_guard,
         &mut bins.http,
     ] {
         *path = copy(path, dir.path())?;

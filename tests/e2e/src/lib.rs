@@ -15,6 +15,7 @@
 pub mod bins;
 pub mod http;
 pub mod netns;
+pub mod node;
 pub mod pod;
 pub mod proc;
 pub mod world;

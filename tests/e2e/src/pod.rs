@@ -261,7 +261,11 @@ impl PodEnv {
 }
 
 /// Runs `podid inject` on the pod against the identity objects.
-fn inject(bins: &Bins, pod: &std::path::Path, objects: &std::path::Path) -> Result<String, String> {
+pub fn inject(
+    bins: &Bins,
+    pod: &std::path::Path,
+    objects: &std::path::Path,
+) -> Result<String, String> {
     let mut cmd = Command::new(&bins.podid);
     cmd.args(["inject", "-n", world::NAMESPACE, "-f"])
         .arg(pod)
@@ -277,7 +281,8 @@ fn inject(bins: &Bins, pod: &std::path::Path, objects: &std::path::Path) -> Resu
     String::from_utf8(out.stdout).map_err(|e| e.to_string())
 }
 
-fn http_outcomes(cmd: Command, requests: &[RawRequest]) -> Result<Vec<RawOutcome>, String> {
+/// Runs `podid-e2e-http` (as `cmd`) on `requests` and reads its outcomes.
+pub fn http_outcomes(cmd: Command, requests: &[RawRequest]) -> Result<Vec<RawOutcome>, String> {
     let input = serde_json::to_string(requests).map_err(|e| e.to_string())?;
     let out = run_bounded(cmd, Some(&input), Duration::from_secs(60))?;
     if !out.status.success() {
