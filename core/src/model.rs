@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::names;
+
 /// What kind of credential an AzureIdentity stands for (`spec.type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "i64", into = "i64")]
@@ -125,6 +127,29 @@ pub struct AzureIdentityBindingSpec {
     pub selector: String,
 }
 
+/// Where the proxy gets an identity's tokens (AzureIdentity annotation `podid.io/credential`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Credential {
+    /// No annotation: as `spec.type` says (node IMDS, or a Secret).
+    #[default]
+    Spec,
+    /// `federated`: Entra ID with the pod's projected service-account token; no IMDS, no VM assignment.
+    Federated,
+    /// Any other value, kept so that resolution can say what is wrong.
+    Unknown(String),
+}
+
+impl Credential {
+    /// The credential an annotation value (absent: `None`) selects.
+    pub fn from_annotation(value: Option<&str>) -> Self {
+        match value.map(str::trim) {
+            None | Some("") => Self::Spec,
+            Some(v) if v == names::CREDENTIAL_FEDERATED => Self::Federated,
+            Some(v) => Self::Unknown(v.to_owned()),
+        }
+    }
+}
+
 /// An AzureIdentity object, reduced to what podid reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AzureIdentity {
@@ -134,6 +159,15 @@ pub struct AzureIdentity {
     pub namespace: String,
     /// `spec`.
     pub spec: AzureIdentitySpec,
+    /// The `podid.io/credential` annotation.
+    pub credential: Credential,
+}
+
+impl AzureIdentity {
+    /// Whether tokens come from workload identity federation (never from IMDS).
+    pub fn is_federated(&self) -> bool {
+        self.credential == Credential::Federated
+    }
 }
 
 /// An AzureIdentityBinding object, reduced to what podid reads.

@@ -74,3 +74,17 @@ pub const SP_SECRET_KEY: &str = "clientsecret";
 pub const SP_CERTIFICATE_KEY: &str = "certificate";
 /// Key of a type-2 identity's certificate password in its Secret (aad-pod-identity's).
 pub const SP_CERTIFICATE_PASSWORD_KEY: &str = "password";
+
+/// AzureIdentity annotation choosing where the proxy gets the identity's tokens.
+pub const CREDENTIAL_ANNOTATION: &str = "podid.io/credential";
+/// Value of [`CREDENTIAL_ANNOTATION`]: workload identity federation, Entra ID's token
+/// endpoint with the pod's projected service-account token as client assertion.
+pub const CREDENTIAL_FEDERATED: &str = "federated";
+/// Audience of the projected service-account token Entra ID exchanges.
+pub const FEDERATED_TOKEN_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// Lifetime asked for the projected token (the kubelet rotates it at 80 %).
+pub const FEDERATED_TOKEN_EXPIRATION_SECS: i64 = 3600;
+/// Where the projected service-account token is mounted, in the proxy only.
+pub const FEDERATED_TOKEN_DIR: &str = "/var/run/secrets/podid-federated";
+/// The token file's path in the proxy.
+pub const FEDERATED_TOKEN_PATH: &str = "/var/run/secrets/podid-federated/token";

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::model::{
-    AzureIdentity, AzureIdentityBinding, AzureIdentityBindingSpec, AzureIdentitySpec,
+    AzureIdentity, AzureIdentityBinding, AzureIdentityBindingSpec, AzureIdentitySpec, Credential,
     IdentityIndex, ModelError,
 };
 use crate::names;
@@ -62,10 +62,15 @@ pub fn identity_object_from_json(
     match kind {
         names::AZURE_IDENTITY_KIND => {
             let spec = AzureIdentitySpec::deserialize(spec).map_err(|e| invalid(e.to_string()))?;
+            let credential = meta
+                .and_then(|m| m.get("annotations"))
+                .and_then(|a| a.get(names::CREDENTIAL_ANNOTATION))
+                .map(|v| v.as_str().unwrap_or("(not a string)"));
             Ok(IdentityObject::Identity(AzureIdentity {
                 name,
                 namespace,
                 spec,
+                credential: Credential::from_annotation(credential),
             }))
         }
         names::AZURE_IDENTITY_BINDING_KIND => {
@@ -170,6 +175,34 @@ spec:
         assert_eq!(id.spec.kind, IdentityType::ServicePrincipal);
         assert_eq!(id.spec.tenant_id, "t");
         assert_eq!(id.spec.client_password.unwrap().name, "s");
+    }
+
+    #[test]
+    fn the_credential_annotation_is_read_and_unknown_values_are_kept() {
+        let obj = |annotations: serde_json::Value| {
+            let obj = serde_json::json!({
+                "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity",
+                "metadata": {"name": "f", "namespace": "x", "annotations": annotations},
+                "spec": {"type": 0, "clientID": "c", "tenantID": "t"}
+            });
+            match identity_object_from_json(&obj, "d", 0).unwrap() {
+                IdentityObject::Identity(id) => id.credential,
+                IdentityObject::Binding(_) => panic!("not an identity"),
+            }
+        };
+        assert_eq!(
+            obj(serde_json::json!({"podid.io/credential": "federated"})),
+            Credential::Federated
+        );
+        assert_eq!(obj(serde_json::json!({})), Credential::Spec);
+        assert_eq!(
+            obj(serde_json::json!({"podid.io/credential": "Federated"})),
+            Credential::Unknown("Federated".into())
+        );
+        assert_eq!(
+            obj(serde_json::json!({"podid.io/credential": 1})),
+            Credential::Unknown("(not a string)".into())
+        );
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct ProxyIdentity {
     pub authority: String,
     /// Directory where the service principal's Secret is mounted, empty for type 0.
     pub secret_dir: String,
+    /// The pod's projected service-account token, for a federated identity; empty otherwise.
+    pub token_file: String,
 }
 
 /// An `--identity` argument that does not parse.
@@ -46,6 +48,18 @@ impl ProxyIdentity {
     /// The proxy's view of a resolved identity.
     pub fn from_resolved(r: &ResolvedIdentity) -> Self {
         let spec = &r.identity.spec;
+        if r.identity.is_federated() {
+            return Self {
+                name: r.name.clone(),
+                kind: spec.kind,
+                client_id: spec.client_id.clone(),
+                resource_id: String::new(),
+                tenant_id: spec.tenant_id.clone(),
+                authority: spec.ad_endpoint.clone(),
+                secret_dir: String::new(),
+                token_file: names::FEDERATED_TOKEN_PATH.to_owned(),
+            };
+        }
         let sp = spec.kind.is_service_principal();
         Self {
             name: r.name.clone(),
@@ -71,8 +85,25 @@ impl ProxyIdentity {
             } else {
                 String::new()
             },
+            token_file: String::new(),
         }
     }
+
+    /// Whether tokens come from Entra ID with the pod's service-account token (never IMDS).
+    pub fn is_federated(&self) -> bool {
+        !self.token_file.is_empty()
+    }
+
+    /// Whether tokens come from Entra ID (federated or a service principal), not IMDS.
+    pub fn uses_entra(&self) -> bool {
+        self.is_federated() || self.kind.is_service_principal()
+    }
+}
+
+/// Whether a pod with these identities needs the node's IMDS at all: not when every
+/// identity is federated. A pod without identities keeps IMDS's other paths (CONTRACT §4).
+pub fn needs_imds(identities: &[ProxyIdentity]) -> bool {
+    identities.is_empty() || !identities.iter().all(ProxyIdentity::is_federated)
 }
 
 /// Where the Secret of service-principal identity `name` is mounted in the proxy.
@@ -94,6 +125,7 @@ impl fmt::Display for ProxyIdentity {
             ("tenant-id", &self.tenant_id),
             ("authority", &self.authority),
             ("secret-dir", &self.secret_dir),
+            ("token-file", &self.token_file),
         ] {
             if !value.is_empty() {
                 write!(f, ",{key}={value}")?;
@@ -119,6 +151,7 @@ impl FromStr for ProxyIdentity {
             tenant_id: String::new(),
             authority: String::new(),
             secret_dir: String::new(),
+            token_file: String::new(),
         };
         let mut kind = None;
         for pair in arg.split(',') {
@@ -132,6 +165,7 @@ impl FromStr for ProxyIdentity {
                 "tenant-id" => &mut id.tenant_id,
                 "authority" => &mut id.authority,
                 "secret-dir" => &mut id.secret_dir,
+                "token-file" => &mut id.token_file,
                 "type" => {
                     let code: i64 = value
                         .parse()
@@ -147,7 +181,15 @@ impl FromStr for ProxyIdentity {
         if id.name.is_empty() || id.client_id.is_empty() {
             return Err(err("name and client-id are required".into()));
         }
-        if id.kind.is_service_principal() && (id.tenant_id.is_empty() || id.secret_dir.is_empty()) {
+        if id.is_federated() {
+            if id.tenant_id.is_empty() || !id.secret_dir.is_empty() {
+                return Err(err(
+                    "a federated identity (token-file) needs tenant-id and no secret-dir".into(),
+                ));
+            }
+        } else if id.kind.is_service_principal()
+            && (id.tenant_id.is_empty() || id.secret_dir.is_empty())
+        {
             return Err(err(
                 "a service principal needs tenant-id and secret-dir".into()
             ));
@@ -175,6 +217,9 @@ impl Default for ProxySettings {
 }
 
 /// The `args` of the `podid-proxy` container.
+///
+/// A pod that needs no IMDS ([`needs_imds`]) cannot reach it (podid-init rejects it),
+/// so the proxy refuses the other IMDS paths instead of forwarding them.
 pub fn proxy_args(identities: &[ProxyIdentity], settings: &ProxySettings) -> Vec<String> {
     let mut args = vec![
         "serve".to_owned(),
@@ -182,20 +227,25 @@ pub fn proxy_args(identities: &[ProxyIdentity], settings: &ProxySettings) -> Vec
         format!("--admin-listen=0.0.0.0:{}", names::PROXY_ADMIN_PORT),
         format!("--ready-timeout={}s", settings.ready_timeout_secs),
     ];
-    if settings.block_other_paths {
+    if settings.block_other_paths || !needs_imds(identities) {
         args.push("--block-other-paths".to_owned());
     }
     args.extend(identities.iter().map(|id| format!("--identity={id}")));
     args
 }
 
-/// The `args` of the `podid-init` container.
-pub fn init_args() -> Vec<String> {
-    vec![
+/// The `args` of the `podid-init` container; `--reject-imds` when the pod needs no IMDS
+/// ([`needs_imds`]): every uid redirected, every other packet to IMDS rejected.
+pub fn init_args(identities: &[ProxyIdentity]) -> Vec<String> {
+    let mut args = vec![
         "init".to_owned(),
         format!("--proxy-uid={}", names::PROXY_UID),
         format!("--proxy-port={}", names::PROXY_PORT),
-    ]
+    ];
+    if !needs_imds(identities) {
+        args.push("--reject-imds".to_owned());
+    }
+    args
 }
 
 #[cfg(test)]
@@ -213,6 +263,7 @@ mod tests {
             tenant_id: "t".into(),
             authority: "https://login.example/".into(),
             secret_dir: secret_dir("sp"),
+            token_file: String::new(),
         };
         let text = sp.to_string();
         assert_eq!(
@@ -220,6 +271,35 @@ mod tests {
             "name=sp,type=2,client-id=c,tenant-id=t,authority=https://login.example/,secret-dir=/var/run/secrets/podid/sp"
         );
         assert_eq!(text.parse::<ProxyIdentity>().unwrap(), sp);
+    }
+
+    #[test]
+    fn federated_identity_argument_round_trips_and_closes_imds() {
+        let text = "name=f,type=0,client-id=c,tenant-id=t,token-file=/var/run/secrets/podid-federated/token";
+        let id: ProxyIdentity = text.parse().unwrap();
+        assert!(id.is_federated() && id.uses_entra());
+        assert_eq!(id.to_string(), text);
+        let msi: ProxyIdentity = "name=m,type=0,client-id=m".parse().unwrap();
+        assert!(!msi.uses_entra());
+        let settings = ProxySettings::default();
+        for (ids, closed) in [
+            (vec![id.clone()], true),
+            (vec![id.clone(), msi.clone()], false),
+            (vec![], false),
+        ] {
+            let init = init_args(&ids);
+            let serve = proxy_args(&ids, &settings);
+            assert_eq!(
+                init.contains(&"--reject-imds".to_owned()),
+                closed,
+                "{init:?}"
+            );
+            assert_eq!(
+                serve.contains(&"--block-other-paths".to_owned()),
+                closed,
+                "{serve:?}"
+            );
+        }
     }
 
     #[test]
@@ -231,6 +311,11 @@ mod tests {
             ("name=a,type=1,client-id=c", "tenant-id"),
             ("name=a,type=0,client-id=c,colour=red", "unknown key"),
             ("name", "not key=value"),
+            ("name=a,type=0,client-id=c,token-file=/t", "needs tenant-id"),
+            (
+                "name=a,type=1,client-id=c,tenant-id=t,secret-dir=/s,token-file=/t",
+                "no secret-dir",
+            ),
         ] {
             let err = arg.parse::<ProxyIdentity>().unwrap_err().to_string();
             assert!(err.contains(needle), "{arg}: {err}");

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{AzureIdentity, IdentityIndex, IdentityType};
+use crate::model::{AzureIdentity, Credential, IdentityIndex, IdentityType};
 use crate::names;
 
 /// How a pod came to reference an identity.
@@ -156,6 +156,25 @@ fn check_usable(id: &AzureIdentity, pod_namespace: &str) -> Result<(), ResolveEr
         return Err(unusable(format!(
             "has a field with a comma, '=', space or control character: {bad:?}"
         )));
+    }
+    match &id.credential {
+        Credential::Spec => {}
+        Credential::Federated if spec.tenant_id.trim().is_empty() => {
+            return Err(unusable(format!(
+                "is federated ({}: {}) and has no spec.tenantID",
+                names::CREDENTIAL_ANNOTATION,
+                names::CREDENTIAL_FEDERATED
+            )));
+        }
+        // The pod's service-account token replaces IMDS and any Secret.
+        Credential::Federated => return Ok(()),
+        Credential::Unknown(value) => {
+            return Err(unusable(format!(
+                "has annotation {}: {value:?}; the only value is {:?} (or no annotation)",
+                names::CREDENTIAL_ANNOTATION,
+                names::CREDENTIAL_FEDERATED
+            )));
+        }
     }
     match spec.kind {
         IdentityType::UserAssignedMsi => Ok(()),

@@ -31,6 +31,9 @@ pub struct StatusIdentity {
     /// `spec.resourceID` (type 0), empty otherwise.
     #[serde(rename = "resourceID")]
     pub resource_id: String,
+    /// `federated` for a workload-identity-federated identity (annotation `podid.io/credential`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub credential: String,
 }
 
 /// The JSON value of `podid.io/status`.
@@ -60,6 +63,11 @@ impl StatusIdentity {
             kind: spec.kind.code(),
             client_id: spec.client_id.clone(),
             resource_id: spec.resource_id.clone(),
+            credential: if r.identity.is_federated() {
+                crate::names::CREDENTIAL_FEDERATED.to_owned()
+            } else {
+                String::new()
+            },
         }
     }
 }

@@ -93,6 +93,10 @@ pub struct InitArgs {
     /// Print the plan without applying it.
     #[arg(long)]
     pub dry_run: bool,
+    /// For pods that need no IMDS (all identities federated): redirect every uid, the
+    /// proxy's too, and reject every other packet to 169.254.169.254 (filter table).
+    #[arg(long, env = "PODID_REJECT_IMDS")]
+    pub reject_imds: bool,
 }
 
 /// iptables backends.

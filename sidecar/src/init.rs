@@ -119,10 +119,12 @@ pub fn run(
         proxy_port,
         backend,
         dry_run,
+        reject_imds,
     } = args;
     let cfg = RedirectConfig {
         proxy_uid,
         proxy_port,
+        reject_imds,
         ..RedirectConfig::default()
     };
     let fail = |e| InitError::from_tool(e, net_admin);
@@ -137,8 +139,19 @@ pub fn run(
         Err(e) if dry_run => return Ok(planned_blind(&cfg, flavor, &fail(e))),
         Err(e) => return Err(fail(e)),
     };
-    let plan = iptables::plan(&before, &cfg);
+    let mut plan = iptables::plan(&before, &cfg);
+    let before_filter = match reject_imds {
+        true => Some(ipt.save(flavor, Some("filter")).map_err(fail)?),
+        false => None,
+    };
+    let filter_plan = before_filter
+        .as_deref()
+        .map(|current| iptables::plan_filter(current, &cfg));
     if dry_run {
+        if let Some(filter) = filter_plan {
+            plan.restore.push_str(&filter.restore);
+            plan.rules.extend(filter.rules);
+        }
         return Ok(Outcome::Planned {
             flavor,
             plan,
@@ -147,17 +160,29 @@ pub fn run(
     }
     ipt.restore(flavor, &plan.restore).map_err(fail)?;
     let after = ipt.save(flavor, Some("nat")).map_err(fail)?;
+    let not_installed = |rules: &[String]| InitError::NotInstalled {
+        restore: flavor.restore_bin(),
+        save: flavor.save_bin(),
+        expected: rules.join("; "),
+    };
     if !iptables::is_installed(&after, &cfg) {
-        return Err(InitError::NotInstalled {
-            restore: flavor.restore_bin(),
-            save: flavor.save_bin(),
-            expected: plan.rules.join("; "),
-        });
+        return Err(not_installed(&plan.rules));
+    }
+    let mut was_installed = iptables::is_installed(&before, &cfg);
+    if let (Some(filter), Some(before_filter)) = (filter_plan, before_filter) {
+        // The redirect is in place first, so no uid can reach IMDS in between.
+        ipt.restore(flavor, &filter.restore).map_err(fail)?;
+        let after = ipt.save(flavor, Some("filter")).map_err(fail)?;
+        if !iptables::filter_is_installed(&after, &cfg) {
+            return Err(not_installed(&filter.rules));
+        }
+        was_installed &= iptables::filter_is_installed(&before_filter, &cfg);
+        plan.rules.extend(filter.rules);
     }
     Ok(Outcome::Installed {
         flavor,
         rules: plan.rules,
-        was_installed: iptables::is_installed(&before, &cfg),
+        was_installed,
     })
 }
 
@@ -222,8 +247,13 @@ pub fn report(outcome: &Outcome) -> Vec<String> {
             } else {
                 "installed"
             };
+            let tables = if rules.iter().any(|r| r.contains(iptables::FILTER_CHAIN)) {
+                "nat table; every other packet to IMDS rejected in the filter table"
+            } else {
+                "nat table"
+            };
             std::iter::once(format!(
-                "{PREFIX} IMDS redirect {how} with {} (nat table):",
+                "{PREFIX} IMDS redirect {how} with {} ({tables}):",
                 flavor.name()
             ))
             .chain(rules.iter().map(|r| format!("{PREFIX}   {r}")))

@@ -195,3 +195,57 @@ fn init_without_net_admin_fails_with_one_clear_line() {
     }
     assert!(!save(&ns, "nft").contains("PODID_OUTPUT"));
 }
+
+/// `--reject-imds` (pods whose identities are all federated), as iptables-save prints it.
+const REJECT_RULES: [&str; 5] = [
+    "-A OUTPUT -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j PODID_OUTPUT",
+    "-A PODID_OUTPUT -p tcp -j REDIRECT --to-ports 15391",
+    "-A OUTPUT -d 169.254.169.254/32 -j PODID_IMDS",
+    "-A PODID_IMDS -p tcp -j REJECT --reject-with tcp-reset",
+    "-A PODID_IMDS -j REJECT --reject-with icmp-port-unreachable",
+];
+
+fn reject_mode_installs_both_tables_once(backend: &str) {
+    let ns = netns(&format!("reject-{backend}"));
+    for round in 1..=2 {
+        let flag = format!("--backend={backend}");
+        let out = run(&ns, &[BIN, "init", &flag, "--reject-imds"]);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "round {round}: {stdout}{stderr}");
+        for rule in REJECT_RULES {
+            assert!(
+                stdout.lines().any(|l| l.ends_with(rule)),
+                "round {round}: {rule} not listed in\n{stdout}"
+            );
+        }
+    }
+    let out = run(&ns, &[&format!("iptables-{backend}-save")]);
+    let saved = text(&out.stdout);
+    for rule in REJECT_RULES {
+        assert_eq!(
+            saved.lines().filter(|l| *l == rule).count(),
+            1,
+            "{rule} in\n{saved}"
+        );
+    }
+    assert!(!saved.contains("uid-owner"), "no uid is exempt:\n{saved}");
+    assert_eq!(
+        saved.lines().filter(|l| l.starts_with("-A ")).count(),
+        REJECT_RULES.len(),
+        "{saved}"
+    );
+}
+
+#[test]
+fn reject_imds_with_nft_redirects_every_uid_and_rejects_the_rest_once() {
+    if root_or_skip("reject_imds_with_nft_redirects_every_uid_and_rejects_the_rest_once") {
+        reject_mode_installs_both_tables_once("nft");
+    }
+}
+
+#[test]
+fn reject_imds_with_legacy_redirects_every_uid_and_rejects_the_rest_once() {
+    if root_or_skip("reject_imds_with_legacy_redirects_every_uid_and_rejects_the_rest_once") {
+        reject_mode_installs_both_tables_once("legacy");
+    }
+}

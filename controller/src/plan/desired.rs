@@ -184,7 +184,10 @@ fn pod_need(pod: &PodInfo, view: &ClusterView<'_>) -> PodNeed {
     let mut identities = Vec::new();
     for r in resolved
         .iter()
-        .filter(|r| r.identity.spec.kind == IdentityType::UserAssignedMsi)
+        // Federated identities get tokens from Entra ID, never from the node: nothing to assign.
+        .filter(|r| {
+            r.identity.spec.kind == IdentityType::UserAssignedMsi && !r.identity.is_federated()
+        })
     {
         match wanted(r) {
             Ok(w) => identities.push(w),

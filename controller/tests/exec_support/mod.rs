@@ -61,6 +61,7 @@ impl Cluster {
                 ad_endpoint: String::new(),
                 ad_resource_id: String::new(),
             },
+            credential: Default::default(),
         });
         self
     }

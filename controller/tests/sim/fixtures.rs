@@ -74,6 +74,7 @@ pub fn identity(ns: &str, name: &str) -> AzureIdentity {
             ad_endpoint: String::new(),
             ad_resource_id: String::new(),
         },
+        credential: Default::default(),
     }
 }
 

@@ -9,7 +9,9 @@ use json_patch::Patch;
 use serde_json::{Value, json};
 
 pub use decision::{Decision, DenyReason, InjectConfig, PodsWithoutIdentity, SkipReason};
-pub use render::{Rendered, XTABLES_LOCK_VOLUME, render, secret_volume_name};
+pub use render::{
+    FEDERATED_TOKEN_VOLUME, Rendered, XTABLES_LOCK_VOLUME, render, secret_volume_name,
+};
 
 use crate::model::IdentityIndex;
 use crate::names;

@@ -11,6 +11,9 @@ use crate::status::Layout;
 /// Volume mounted at `/run` in `podid-init`, for iptables' lock file on a read-only root.
 pub const XTABLES_LOCK_VOLUME: &str = "podid-xtables-lock";
 
+/// Volume of the projected service-account token federated identities exchange.
+pub const FEDERATED_TOKEN_VOLUME: &str = "podid-federated-token";
+
 /// Name of the volume holding the Secret of the `i`-th service-principal identity.
 pub fn secret_volume_name(i: usize) -> String {
     format!("podid-sp-{i}")
@@ -38,7 +41,20 @@ pub fn render(resolved: &[ResolvedIdentity], cfg: &InjectConfig) -> Rendered {
     let service_principals = resolved
         .iter()
         .zip(&identities)
-        .filter(|(_, id)| id.kind.is_service_principal());
+        .filter(|(_, id)| id.kind.is_service_principal() && !id.is_federated());
+    if identities.iter().any(ProxyIdentity::is_federated) {
+        // The pod's service-account token for Entra ID, as azure-workload-identity
+        // projects it, mounted into the proxy only; readable by its uid without an fsGroup.
+        volumes.push(json!({"name": FEDERATED_TOKEN_VOLUME, "projected": {
+            "defaultMode": 0o444,
+            "sources": [{"serviceAccountToken": {
+                "path": "token",
+                "audience": names::FEDERATED_TOKEN_AUDIENCE,
+                "expirationSeconds": names::FEDERATED_TOKEN_EXPIRATION_SECS,
+            }}],
+        }}));
+        mounts.push(json!({"name": FEDERATED_TOKEN_VOLUME, "mountPath": names::FEDERATED_TOKEN_DIR, "readOnly": true}));
+    }
     for (i, (r, id)) in service_principals.enumerate() {
         let volume = secret_volume_name(i);
         let secret = r
@@ -55,18 +71,18 @@ pub fn render(resolved: &[ResolvedIdentity], cfg: &InjectConfig) -> Rendered {
         mounts.push(json!({"name": volume, "mountPath": id.secret_dir, "readOnly": true}));
     }
     Rendered {
-        init: init_container(cfg),
+        init: init_container(&identities, cfg),
         proxy: proxy_container(&identities, mounts, cfg),
         volumes,
     }
 }
 
-fn init_container(cfg: &InjectConfig) -> Value {
+fn init_container(identities: &[ProxyIdentity], cfg: &InjectConfig) -> Value {
     let mut c = json!({
         "name": names::INIT_CONTAINER,
         "image": cfg.image,
         "command": [PROXY_BINARY],
-        "args": proxy_config::init_args(),
+        "args": proxy_config::init_args(identities),
         "securityContext": {
             "runAsUser": 0,
             "runAsGroup": 0,

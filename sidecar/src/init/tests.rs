@@ -39,8 +39,15 @@ impl Fake {
     }
 }
 
-fn render(rules: &[String]) -> String {
-    let mut s = String::from("*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
+/// `iptables-save` of one table (`None`: all, shown as nat): the filter table holds the
+/// rules of and jumps to podid's filter chain, nat all others.
+fn render(table: Option<&str>, rules: &[String]) -> String {
+    let filter = |r: &&String| r.contains(podid_core::iptables::FILTER_CHAIN);
+    let (header, rules): (&str, Vec<&String>) = match table {
+        Some("filter") => ("*filter", rules.iter().filter(filter).collect()),
+        _ => ("*nat", rules.iter().filter(|r| !filter(r)).collect()),
+    };
+    let mut s = format!("{header}\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
     for r in rules {
         s.push_str(r);
         s.push('\n');
@@ -64,7 +71,7 @@ impl Iptables for Fake {
                 ),
             });
         }
-        Ok(render(&rules))
+        Ok(render(table, &rules))
     }
 
     fn restore(&self, flavor: Flavor, input: &str) -> Result<(), ToolError> {
@@ -96,6 +103,7 @@ fn args(backend: Backend, dry_run: bool) -> InitArgs {
         proxy_port: 15391,
         backend,
         dry_run,
+        reject_imds: false,
     }
 }
 
@@ -302,4 +310,49 @@ fn custom_uid_and_port_reach_the_rules() {
     };
     assert!(rules.contains(&"-A PODID_OUTPUT -m owner --uid-owner 2000 -j RETURN".to_owned()));
     assert!(rules.contains(&"-A PODID_OUTPUT -p tcp -j REDIRECT --to-ports 16000".to_owned()));
+}
+
+#[test]
+fn reject_mode_redirects_every_uid_then_rejects_the_rest_and_says_so() {
+    let fake = Fake::both_empty();
+    let a = InitArgs {
+        reject_imds: true,
+        ..args(Backend::Nft, false)
+    };
+    let outcome = run(&a, &fake, None).unwrap();
+    let Outcome::Installed { rules, .. } = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(!rules.iter().any(|r| r.contains("uid-owner")), "{rules:?}");
+    assert!(rules.contains(&"-A OUTPUT -d 169.254.169.254/32 -j PODID_IMDS".to_owned()));
+    assert!(
+        rules.contains(&"-A PODID_IMDS -j REJECT --reject-with icmp-port-unreachable".to_owned())
+    );
+    assert!(report(&outcome)[0].contains("every other packet to IMDS rejected"));
+    let calls = fake.calls.borrow().clone();
+    let nat_restore = calls.iter().position(|c| c == "restore iptables-nft");
+    let filter_restore = calls.iter().rposition(|c| c == "restore iptables-nft");
+    assert!(nat_restore < filter_restore, "{calls:?}");
+    // Run again: the same rules, reported as already there.
+    let again = run(&a, &fake, None).unwrap();
+    let Outcome::Installed {
+        rules: second,
+        was_installed,
+        ..
+    } = again
+    else {
+        panic!()
+    };
+    assert_eq!((&second, was_installed), (rules, true));
+    // A dry run shows both tables' input.
+    let Outcome::Planned { plan, .. } =
+        run(&InitArgs { dry_run: true, ..a }, &Fake::both_empty(), None).unwrap()
+    else {
+        panic!()
+    };
+    assert!(
+        plan.restore.contains("*nat\n") && plan.restore.contains("*filter\n"),
+        "{}",
+        plan.restore
+    );
 }

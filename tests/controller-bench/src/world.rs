@@ -101,6 +101,7 @@ impl World {
                     ad_endpoint: String::new(),
                     ad_resource_id: String::new(),
                 },
+                credential: Default::default(),
             });
         }
     }

@@ -20,6 +20,34 @@ fn running_pod_needs_its_identities_on_its_nodes_vm() {
 }
 
 #[test]
+fn federated_identities_are_never_assigned_to_the_node() {
+    use podid_core::model::Credential;
+    let federated = |name: &str, resource_id: &str| {
+        let mut id = msi_with_id("ns1", name, resource_id);
+        id.spec.tenant_id = "t".into();
+        id.credential = Credential::Federated;
+        id
+    };
+    // With or without a resourceID (which federation does not need): never wanted, never a problem.
+    let idx = index([
+        msi("ns1", "a"),
+        federated("f", &uid("f")),
+        federated("g", ""),
+    ]);
+    let d = desired(
+        &[
+            pod("ns1", "mixed", "node-vm0", "f, a"),
+            pod("ns1", "all-federated", "node-vm1", "f, g"),
+        ],
+        &idx,
+    );
+    assert_eq!(needed_on(&d, &vm("vm0")), vec![canon("a")]);
+    assert!(needed_on(&d, &vm("vm1")).is_empty(), "{:?}", d.targets);
+    assert!(d.pods.iter().all(|p| p.problems.is_empty()), "{:?}", d.pods);
+    assert_eq!(d.pods[0].identities.len(), 1);
+}
+
+#[test]
 fn scale_set_instances_share_the_scale_sets_target() {
     let idx = index([msi("ns1", "a"), msi("ns1", "b")]);
     let pods = [

@@ -41,6 +41,7 @@ pub fn msi_with_id(ns: &str, name: &str, resource_id: &str) -> AzureIdentity {
             ad_endpoint: String::new(),
             ad_resource_id: String::new(),
         },
+        credential: Default::default(),
     }
 }
 

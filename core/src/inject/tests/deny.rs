@@ -294,6 +294,7 @@ fn forged_status_annotation_is_denied() {
         kind: 0,
         client_id: KEYVAULT_READER_CLIENT_ID.into(),
         resource_id: String::new(),
+        credential: String::new(),
     });
     let mut forged = injected.clone();
     forged["metadata"]["annotations"]["podid.io/status"] =

@@ -240,12 +240,14 @@ fn status_annotation_parses_back_and_records_each_resolved_identity() {
                     kind: 0,
                     client_id: STORAGE_READER_CLIENT_ID.into(),
                     resource_id: "/subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/identities/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-reader".into(),
+                    credential: String::new(),
                 },
                 StatusIdentity {
                     name: "sp-secret".into(),
                     kind: 1,
                     client_id: "3c2a9e71-5b0d-4f8e-a6c4-91d27e0f5b18".into(),
                     resource_id: String::new(),
+                    credential: String::new(),
                 },
             ]
         );

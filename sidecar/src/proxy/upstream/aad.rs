@@ -1,4 +1,5 @@
-//! Azure AD's v2.0 token endpoint for service principals (types 1 and 2): the client-credentials grant over HTTPS.
+//! Azure AD's v2.0 token endpoint for service principals (types 1 and 2) and federated
+//! identities (the pod's service-account token as assertion): the client-credentials grant over HTTPS.
 
 use std::path::PathBuf;
 
@@ -28,10 +29,12 @@ pub struct AuthorityError {
 }
 
 /// How a service principal proves itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Proof {
     Secret,
     Certificate,
+    /// Workload identity federation: the projected service-account token at this path.
+    Federated(PathBuf),
 }
 
 /// One service principal and where its tokens come from.
@@ -81,6 +84,9 @@ impl ServicePrincipal {
         Ok(Self {
             client_id: identity.client_id.clone(),
             proof: match identity.kind {
+                _ if identity.is_federated() => {
+                    Proof::Federated(PathBuf::from(&identity.token_file))
+                }
                 IdentityType::ServicePrincipalCertificate => Proof::Certificate,
                 _ => Proof::Secret,
             },
@@ -139,13 +145,18 @@ impl ServicePrincipal {
         form.append_pair("client_id", &self.client_id)
             .append_pair("grant_type", "client_credentials")
             .append_pair("scope", &scope(resource));
-        match self.proof {
+        match &self.proof {
             Proof::Secret => {
                 form.append_pair("client_secret", &credential::read_secret(&self.secret_dir)?);
             }
             Proof::Certificate => {
                 let assertion =
                     credential::client_assertion(&self.secret_dir, &self.client_id, &self.url)?;
+                form.append_pair("client_assertion_type", ASSERTION_TYPE)
+                    .append_pair("client_assertion", &assertion);
+            }
+            Proof::Federated(path) => {
+                let assertion = credential::read_federated_token(path)?;
                 form.append_pair("client_assertion_type", ASSERTION_TYPE)
                     .append_pair("client_assertion", &assertion);
             }
@@ -211,6 +222,40 @@ mod tests {
                 .contains("not https")
         );
         assert!(sp(",authority=not a url").is_err());
+    }
+
+    #[test]
+    fn a_federated_identity_sends_the_token_file_read_afresh_as_its_assertion() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let id: ProxyIdentity = format!(
+            "name=f,type=0,client-id=c,tenant-id=t,token-file={}",
+            path.display()
+        )
+        .parse()
+        .unwrap();
+        let sp = ServicePrincipal::new(&id, DEFAULT_AUTHORITY).unwrap();
+        let err = sp.form("https://vault.azure.net").unwrap_err().to_string();
+        assert!(err.contains("token"), "{err}");
+        for token in ["first.jwt.x", "rotated.jwt.y"] {
+            std::fs::write(&path, format!("{token}\n")).unwrap();
+            let form: Vec<(String, String)> =
+                form_urlencoded::parse(sp.form("https://vault.azure.net").unwrap().as_bytes())
+                    .into_owned()
+                    .collect();
+            let get = |k: &str| {
+                form.iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(get("client_assertion"), Some(token));
+            assert_eq!(get("client_assertion_type"), Some(ASSERTION_TYPE));
+            assert_eq!(get("grant_type"), Some("client_credentials"));
+            assert_eq!(get("scope"), Some("https://vault.azure.net/.default"));
+            assert_eq!(get("client_secret"), None);
+        }
+        std::fs::write(&path, "  \n").unwrap();
+        assert!(sp.form("r").unwrap_err().to_string().contains("empty"));
     }
 
     #[test]

@@ -104,6 +104,20 @@ pub fn read_secret(dir: &Path) -> Result<String, CredentialError> {
     Ok(secret.to_owned())
 }
 
+/// The pod's projected service-account token, read at every fetch: the kubelet
+/// rotates the file (at 80 % of its life) and a stale copy would be refused.
+pub fn read_federated_token(path: &Path) -> Result<String, CredentialError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CredentialError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(CredentialError::Empty(path.to_owned()));
+    }
+    Ok(token.to_owned())
+}
+
 /// The one key of a mounted Secret; Kubernetes' own `..data` entries do not count.
 fn only_key(dir: &Path) -> Result<PathBuf, CredentialError> {
     let entries = std::fs::read_dir(dir).map_err(|source| CredentialError::ListDir {

@@ -51,8 +51,8 @@ pub enum UpstreamError {
         /// What is wrong.
         message: String,
     },
-    /// The service principal's secret or certificate cannot be used.
-    #[error("service principal credential: {0}")]
+    /// The service principal's secret or certificate, or the federated token file, cannot be used.
+    #[error("credential: {0}")]
     Credential(String),
 }
 

@@ -1,4 +1,4 @@
-//! Where tokens come from: IMDS for managed identities, Azure AD for service principals, with retries.
+//! Where tokens come from: IMDS for managed identities, Azure AD for service principals and federated identities, with retries.
 
 pub mod aad;
 pub mod client;
@@ -38,7 +38,7 @@ enum Source {
 impl Identity {
     /// The identity of `config`; service principals get their token endpoint checked here.
     pub fn new(config: ProxyIdentity, default_authority: &str) -> Result<Self, AuthorityError> {
-        let source = if config.kind.is_service_principal() {
+        let source = if config.uses_entra() {
             Source::Aad(ServicePrincipal::new(&config, default_authority)?)
         } else {
             Source::Imds
