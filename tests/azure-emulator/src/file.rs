@@ -8,6 +8,8 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 
+use crate::aad::federated::{self, FederatedCredential};
+use crate::oidc::{IssuerError, ServiceAccountIssuer};
 use crate::principal::{RegisteredCert, ServicePrincipal};
 use crate::state::{AzureState, Identity, StateError, Target};
 
@@ -35,6 +37,36 @@ pub struct WorldFile {
     /// Service principals for the Azure AD endpoint.
     #[serde(default)]
     pub service_principals: Vec<PrincipalEntry>,
+    /// OIDC issuers (a cluster's service-account issuer) federated credentials may trust.
+    #[serde(default)]
+    pub oidc_issuers: Vec<IssuerEntry>,
+}
+
+/// An OIDC issuer and its signing key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IssuerEntry {
+    /// Issuer URL, exactly as its tokens' `iss`.
+    pub issuer: String,
+    /// PKCS#8 DER ECDSA P-256 key file, relative to the identities file (only its public half is used).
+    pub key_file: PathBuf,
+}
+
+/// A federated identity credential.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FederatedEntry {
+    /// Issuer URL.
+    pub issuer: String,
+    /// Subject, e.g. `system:serviceaccount:NS:SA`.
+    pub subject: String,
+    /// Audiences; Entra ID's default when absent.
+    #[serde(default = "default_audiences")]
+    pub audiences: Vec<String>,
+}
+
+fn default_audiences() -> Vec<String> {
+    vec![federated::TOKEN_EXCHANGE_AUDIENCE.to_owned()]
 }
 
 /// A user-assigned identity; ids not given are derived from the name.
@@ -53,6 +85,9 @@ pub struct IdentityEntry {
     /// it then fails with 403 LinkedAuthorizationFailed).
     #[serde(default = "yes")]
     pub caller_can_assign: bool,
+    /// Federated identity credentials.
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedEntry>,
 }
 
 fn yes() -> bool {
@@ -108,6 +143,9 @@ pub struct PrincipalEntry {
     /// SHA-1 thumbprints (hex) of certificates known only by thumbprint.
     #[serde(default)]
     pub certificate_thumbprints: Vec<String>,
+    /// Federated identity credentials.
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedEntry>,
 }
 
 /// Why the identities file could not be used.
@@ -127,6 +165,9 @@ pub enum FileError {
     /// A reference to something not declared.
     #[error("building the world: {0}")]
     State(#[from] StateError),
+    /// An OIDC issuer key that cannot be used.
+    #[error(transparent)]
+    Issuer(#[from] IssuerError),
     /// A thumbprint that is not 40 hex digits.
     #[error("certificate thumbprint {0:?} is not a hex SHA-1")]
     Thumbprint(String),
@@ -224,7 +265,14 @@ pub fn build(
     }
     for sp in &file.service_principals {
         let principal = principal(&state, sp, base)?;
+        add_federated(&mut state, &principal.client_id, &sp.federated_credentials);
         state.insert_service_principal(principal);
+    }
+    for entry in &file.oidc_issuers {
+        let path = base.join(&entry.key_file);
+        let pkcs8 = std::fs::read(&path).map_err(|source| FileError::Read { path, source })?;
+        let issuer = ServiceAccountIssuer::from_pkcs8(&entry.issuer, &pkcs8)?;
+        state.add_issuer_key(issuer.key().clone());
     }
     Ok((state, listens))
 }
@@ -262,9 +310,21 @@ fn add_identity(state: &mut AzureState, entry: &IdentityEntry) {
         identity.principal_id = id.clone();
     }
     let inserted = state.insert_identity(identity);
+    add_federated(state, &inserted.client_id, &entry.federated_credentials);
     if !entry.caller_can_assign {
         // The identity was inserted just above, so it is known.
         let _ = state.set_caller_can_assign(&inserted.resource_id, false);
+    }
+}
+
+fn add_federated(state: &mut AzureState, client_id: &str, entries: &[FederatedEntry]) {
+    for e in entries {
+        let credential = FederatedCredential {
+            issuer: e.issuer.clone(),
+            subject: e.subject.clone(),
+            audiences: e.audiences.clone(),
+        };
+        state.add_federated_credential(client_id, credential);
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! The behaviour follows `reference/AZURE.md`: IMDS's token endpoint with its
 //! header, parameter and throttling rules; Azure AD's client-credentials grant
-//! with secrets and certificate assertions; ARM's GET and PATCH of VM and
+//! with secrets, certificate assertions and federated (workload identity)
+//! tokens of a test OIDC issuer ([`oidc`]); ARM's GET and PATCH of VM and
 //! scale-set identities ([`arm`]: delta merge, type transitions, the
 //! 150-change limit, long-running operations, token-bucket throttling,
 //! LinkedAuthorizationFailed, faults); one shared [`AzureState`] that decides
@@ -32,6 +33,7 @@ pub mod ids;
 pub mod imds;
 mod jwt;
 pub mod limits;
+pub mod oidc;
 mod principal;
 pub mod resolve;
 pub mod sdk;

@@ -1,8 +1,9 @@
-//! Azure AD's v2.0 token endpoint for service principals (client secret or certificate assertion), plus discovery.
+//! Azure AD's v2.0 token endpoint for service principals (client secret or certificate assertion) and federated tokens, plus discovery.
 
 pub mod assertion;
 mod discovery;
 mod error;
+pub mod federated;
 
 use std::collections::BTreeMap;
 
@@ -155,18 +156,46 @@ fn grant(
         ));
     }
     let resource = resource_of(field("scope").ok_or_else(|| AadError::missing("scope"))?)?;
-    let sp = ctx
+    let (sp, mi_resource_id) = ctx
         .azure
-        .read(|s| s.service_principal(client_id).cloned())
-        .filter(|sp| sp.tenant_id.eq_ignore_ascii_case(tenant))
+        .read(|s| s.application(client_id))
+        .filter(|(sp, _)| sp.tenant_id.eq_ignore_ascii_case(tenant))
         .ok_or_else(|| unknown_client(client_id, tenant))?;
-    authenticate(
-        &sp,
-        form,
-        &expected_audiences(&ctx.base_url(headers), tenant),
-    )?;
+    let federated_app = ctx
+        .azure
+        .read(|s| !s.federated_credentials(&sp.client_id).is_empty());
+    match form.get("client_assertion") {
+        // An app with federated credentials, and an assertion naming no certificate.
+        Some(assertion) if federated_app && federated::is_federated(assertion) => {
+            check_assertion_type(form)?;
+            ctx.azure
+                .read(|s| {
+                    let credentials = s.federated_credentials(&sp.client_id);
+                    federated::verify(assertion, credentials, s.issuer_keys(), ids::unix_now())
+                })
+                .map_err(|e| AadError::invalid_client(e.code(), e.to_string()))?;
+        }
+        _ => authenticate(
+            &sp,
+            form,
+            &expected_audiences(&ctx.base_url(headers), tenant),
+        )?,
+    }
     debug!(client_id = %sp.client_id, %resource, "issued Azure AD token");
-    Ok(token_body(&ctx.azure, &sp, &resource))
+    Ok(token_body(
+        &ctx.azure,
+        &sp,
+        mi_resource_id.as_deref(),
+        &resource,
+    ))
+}
+
+fn check_assertion_type(form: &BTreeMap<String, String>) -> Result<(), AadError> {
+    if form.get("client_assertion_type").map(String::as_str) != Some(assertion::JWT_BEARER) {
+        let message = format!("client_assertion_type must be '{}'.", assertion::JWT_BEARER);
+        return Err(AadError::bad_request("invalid_request", 50_027, message));
+    }
+    Ok(())
 }
 
 fn check_tenant(azure: &Azure, tenant: &str) -> Result<(), AadError> {
@@ -225,10 +254,7 @@ fn authenticate(
     audiences: &[String],
 ) -> Result<(), AadError> {
     if let Some(assertion) = form.get("client_assertion") {
-        if form.get("client_assertion_type").map(String::as_str) != Some(assertion::JWT_BEARER) {
-            let message = format!("client_assertion_type must be '{}'.", assertion::JWT_BEARER);
-            return Err(AadError::bad_request("invalid_request", 50_027, message));
-        }
+        check_assertion_type(form)?;
         let expected = assertion::Expected {
             client_id: &sp.client_id,
             audiences,
@@ -256,7 +282,12 @@ fn authenticate(
 }
 
 /// Azure AD's success shape: numbers, not strings (unlike IMDS).
-fn token_body(azure: &Azure, sp: &ServicePrincipal, resource: &str) -> Value {
+fn token_body(
+    azure: &Azure,
+    sp: &ServicePrincipal,
+    mi_resource_id: Option<&str>,
+    resource: &str,
+) -> Value {
     let lifetime = azure.aad_token_lifetime().as_secs();
     let now = ids::unix_now();
     let access_token = jwt::mint(&TokenClaims {
@@ -264,7 +295,7 @@ fn token_body(azure: &Azure, sp: &ServicePrincipal, resource: &str) -> Value {
         tenant_id: &sp.tenant_id,
         client_id: &sp.client_id,
         object_id: &sp.object_id,
-        mi_resource_id: None,
+        mi_resource_id,
         vm_resource_id: None,
         issued_at: now,
         expires_on: now + lifetime,

@@ -10,7 +10,9 @@ pub use self::arm::IdentityUpdate;
 pub use self::model::{
     AssignedIdentities, Identity, ScaleSet, StateError, SystemIdentity, Target, Vm,
 };
+use crate::aad::federated::FederatedCredential;
 use crate::ids;
+use crate::oidc::IssuerKey;
 use crate::principal::ServicePrincipal;
 
 /// The whole emulated world. Plain data: the services read it through
@@ -32,6 +34,10 @@ pub struct AzureState {
     /// Lower-cased resource ids of identities the ARM caller may not assign
     /// (no Managed Identity Operator role on them).
     unassignable: BTreeSet<String>,
+    /// Federated identity credentials by lower-cased client id (apps and managed identities).
+    federated: BTreeMap<String, Vec<FederatedCredential>>,
+    /// Public keys of the OIDC issuers federated credentials may name.
+    issuer_keys: Vec<IssuerKey>,
 }
 
 impl Default for AzureState {
@@ -46,6 +52,8 @@ impl Default for AzureState {
             vms: BTreeMap::new(),
             scale_sets: BTreeMap::new(),
             unassignable: BTreeSet::new(),
+            federated: BTreeMap::new(),
+            issuer_keys: Vec::new(),
         }
     }
 }
@@ -110,6 +118,33 @@ impl AzureState {
         self.service_principals.get(&client_id.to_ascii_lowercase())
     }
 
+    /// Who a token endpoint client id names: a service principal, else a managed
+    /// identity (as a principal with no secrets, and its resource id for `xms_mirid`).
+    pub fn application(&self, client_id: &str) -> Option<(ServicePrincipal, Option<String>)> {
+        if let Some(sp) = self.service_principal(client_id) {
+            return Some((sp.clone(), None));
+        }
+        let mi = self
+            .identities
+            .values()
+            .find(|i| i.client_id.eq_ignore_ascii_case(client_id))?;
+        let mut sp = ServicePrincipal::new(&mi.tenant_id, &mi.client_id);
+        sp.object_id.clone_from(&mi.principal_id);
+        Some((sp, Some(mi.resource_id.clone())))
+    }
+
+    /// The federated identity credentials of client id `client_id`.
+    pub fn federated_credentials(&self, client_id: &str) -> &[FederatedCredential] {
+        self.federated
+            .get(&client_id.to_ascii_lowercase())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The OIDC issuers' public keys.
+    pub fn issuer_keys(&self) -> &[IssuerKey] {
+        &self.issuer_keys
+    }
+
     /// Tenants that exist: the managed identities' and the service principals'.
     pub fn knows_tenant(&self, tenant: &str) -> bool {
         self.tenant_id.eq_ignore_ascii_case(tenant)
@@ -162,6 +197,19 @@ impl AzureState {
     pub fn insert_service_principal(&mut self, sp: ServicePrincipal) {
         self.service_principals
             .insert(sp.client_id.to_ascii_lowercase(), sp);
+    }
+
+    /// Adds a federated identity credential to the app or managed identity `client_id`.
+    pub fn add_federated_credential(&mut self, client_id: &str, credential: FederatedCredential) {
+        self.federated
+            .entry(client_id.to_ascii_lowercase())
+            .or_default()
+            .push(credential);
+    }
+
+    /// Trusts an OIDC issuer's key (what Entra ID reads from the issuer's JWKS).
+    pub fn add_issuer_key(&mut self, key: IssuerKey) {
+        self.issuer_keys.push(key);
     }
 
     /// Adds a standalone VM.
