@@ -13,6 +13,8 @@
 //! Without root every test prints `SKIPPED (needs root): …` and passes.
 
 pub mod bins;
+pub mod expect;
+pub mod federation;
 pub mod http;
 pub mod netns;
 pub mod node;

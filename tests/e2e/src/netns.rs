@@ -5,6 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The IMDS address, on the node side of the veth.
 pub const IMDS_IP: &str = "169.254.169.254";
+/// The node's address for services other than IMDS (the stand-in's Azure AD), which
+/// an all-federated pod must reach while IMDS is rejected.
+pub const NODE_SERVICES_IP: &str = "169.254.77.1";
 /// The pod's address on its side of the veth (link-local, like IMDS: nothing outside this machine).
 pub const POD_IP: &str = "169.254.77.2";
 
@@ -17,8 +20,8 @@ pub struct Netns {
 /// A node namespace holding IMDS and a pod namespace that reaches it over a veth.
 ///
 /// # Guarantees
-/// The pod namespace has loopback and one route, to IMDS through the veth: no
-/// other network. Names are unique ([`Netns::unique`]).
+/// The pod namespace has loopback and two routes through the veth, to IMDS and to
+/// [`NODE_SERVICES_IP`]: no other network. Names are unique ([`Netns::unique`]).
 #[derive(Debug)]
 pub struct Topology {
     /// The pod: where podid-init, the proxy and the apps run.
@@ -93,6 +96,13 @@ impl Topology {
             pod.name(),
         ])?;
         node.ip(&["addr", "add", &format!("{IMDS_IP}/32"), "dev", node_if])?;
+        node.ip(&[
+            "addr",
+            "add",
+            &format!("{NODE_SERVICES_IP}/32"),
+            "dev",
+            node_if,
+        ])?;
         node.ip(&["link", "set", "lo", "up"])?;
         node.ip(&["link", "set", node_if, "up"])?;
         node.ip(&["route", "add", &format!("{POD_IP}/32"), "dev", node_if])?;
@@ -100,6 +110,13 @@ impl Topology {
         pod.ip(&["link", "set", "lo", "up"])?;
         pod.ip(&["link", "set", pod_if, "up"])?;
         pod.ip(&["route", "add", &format!("{IMDS_IP}/32"), "dev", pod_if])?;
+        pod.ip(&[
+            "route",
+            "add",
+            &format!("{NODE_SERVICES_IP}/32"),
+            "dev",
+            pod_if,
+        ])?;
         Ok(Self { pod, node })
     }
 }

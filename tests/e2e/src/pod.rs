@@ -46,6 +46,38 @@ pub struct SdkResult {
     pub stderr: String,
 }
 
+/// The Kubernetes and Azure world a [`PodEnv`] is built from.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The pod, as its author writes it.
+    pub pod_manifest: String,
+    /// AzureIdentity / AzureIdentityBinding objects `podid inject` resolves against.
+    pub identity_objects: String,
+    /// The stand-in's identities file.
+    pub emulator_world: String,
+    /// More stand-in flags (an Azure AD listener, say).
+    pub emulator_args: Vec<String>,
+    /// More environment for the proxy than the webhook renders (a test CA).
+    pub proxy_env: Vec<(String, String)>,
+    /// A directory mounted, for the proxy only, where the rendered proxy reads the
+    /// projected service-account token (the kubelet's job in a cluster).
+    pub token_dir: Option<PathBuf>,
+}
+
+impl Scenario {
+    /// Three managed identities on the VM, the pod bound to two ([`world`]).
+    pub fn managed_identities() -> Self {
+        Self {
+            pod_manifest: world::pod_manifest(),
+            identity_objects: world::identity_objects(),
+            emulator_world: world::emulator_world(),
+            emulator_args: Vec::new(),
+            proxy_env: Vec::new(),
+            token_dir: None,
+        }
+    }
+}
+
 /// The running world. Fields drop in order: proxy, emulator, namespaces, files.
 #[derive(Debug)]
 pub struct PodEnv {
@@ -59,6 +91,8 @@ pub struct PodEnv {
     pub init: Rendered,
     /// podid-proxy as the webhook rendered it.
     pub serve: Rendered,
+    proxy_env: Vec<(String, String)>,
+    token_dir: Option<PathBuf>,
     home: PathBuf,
     dir: tempfile::TempDir,
 }
@@ -66,8 +100,13 @@ pub struct PodEnv {
 // === impl PodEnv ===
 
 impl PodEnv {
-    /// Renders the pod with `podid inject`, builds the namespaces and starts the emulated IMDS.
+    /// [`PodEnv::start_with`] the managed-identity scenario.
     pub fn start(tag: &str, bins: &'static Bins) -> Result<Self, String> {
+        Self::start_with(tag, bins, Scenario::managed_identities())
+    }
+
+    /// Renders the pod with `podid inject`, builds the namespaces and starts the emulated IMDS.
+    pub fn start_with(tag: &str, bins: &'static Bins, scenario: Scenario) -> Result<Self, String> {
         let dir = tempfile::Builder::new()
             .prefix("podid-e2e-")
             .tempdir()
@@ -78,9 +117,9 @@ impl PodEnv {
                 .map(|()| path)
                 .map_err(|e| e.to_string())
         };
-        let pod = write("pod.yaml", world::pod_manifest())?;
-        let objects = write("identities.yaml", world::identity_objects())?;
-        let azure = write("azure.yaml", world::emulator_world())?;
+        let pod = write("pod.yaml", scenario.pod_manifest)?;
+        let objects = write("identities.yaml", scenario.identity_objects)?;
+        let azure = write("azure.yaml", scenario.emulator_world)?;
         let home = dir.path().join("home");
         std::fs::create_dir(&home).map_err(|e| e.to_string())?;
         let open = std::fs::Permissions::from_mode(0o1777);
@@ -107,6 +146,7 @@ impl PodEnv {
             "--imds-rate=0",
             "--imds-concurrency=0",
         ]);
+        cmd.args(&scenario.emulator_args);
         let emulator = Daemon::spawn("emulator", cmd, dir.path())?;
         let mut env = Self {
             proxy: None,
@@ -115,6 +155,8 @@ impl PodEnv {
             bins,
             init,
             serve,
+            proxy_env: scenario.proxy_env,
+            token_dir: scenario.token_dir,
             home,
             dir,
         };
@@ -166,9 +208,10 @@ impl PodEnv {
 
     /// Starts the proxy as the webhook renders it and waits for its `/ready`.
     pub fn start_proxy(&mut self) -> Result<(), String> {
-        let mut cmd = self.topo.pod.command("setpriv");
+        let mut cmd = self.proxy_command()?;
         cmd.args(as_uid(self.serve.uid)).arg("env").arg("-i");
-        cmd.args(self.serve.env.iter().map(|(k, v)| format!("{k}={v}")));
+        let env = self.serve.env.iter().chain(&self.proxy_env);
+        cmd.args(env.map(|(k, v)| format!("{k}={v}")));
         cmd.arg(&self.bins.proxy).args(&self.serve.argv[1..]);
         self.proxy = Some(Daemon::spawn("proxy", cmd, self.dir.path())?);
         let ready = [RawRequest {
@@ -195,6 +238,38 @@ impl PodEnv {
         }
     }
 
+    /// The command the proxy runs under: in the pod, and with a token directory, in a
+    /// private mount namespace where it is mounted at the rendered token file's directory.
+    fn proxy_command(&self) -> Result<Command, String> {
+        let Some(dir) = &self.token_dir else {
+            return Ok(self.topo.pod.command("setpriv"));
+        };
+        let file = self
+            .serve
+            .argv
+            .iter()
+            .find_map(|a| a.split(',').find_map(|kv| kv.strip_prefix("token-file=")))
+            .ok_or("the rendered proxy reads no token file")?;
+        let mount_point = std::path::Path::new(file)
+            .parent()
+            .ok_or("the token file has no directory")?;
+        // A tmpfs over /run (private to this process) holds the mount point, so the
+        // host's /run is neither changed nor needed.
+        let script = r#"mount -t tmpfs podid-e2e /run && mkdir -p "$2" && mount --bind "$1" "$2" && shift 2 && exec "$@""#;
+        let mut cmd = self.topo.pod.command("unshare");
+        cmd.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ]);
+        cmd.arg(dir).arg(mount_point).arg("setpriv");
+        Ok(cmd)
+    }
+
     /// The proxy's log so far.
     pub fn proxy_log(&self) -> String {
         self.proxy.as_ref().map(Daemon::log).unwrap_or_default()
@@ -207,10 +282,20 @@ impl PodEnv {
         addr: SocketAddr,
         requests: &[RawRequest],
     ) -> Result<Vec<RawOutcome>, String> {
-        let mut cmd = self.topo.pod.command("setpriv");
-        cmd.args(as_uid(uid))
-            .arg(&self.bins.http)
-            .arg(addr.to_string());
+        self.raw_as(&as_uid(uid), addr, requests)
+    }
+
+    /// Sends raw requests from the pod namespace under `setpriv` arguments `how`
+    /// (`how[0]` is `setpriv`), one connection each.
+    pub fn raw_as(
+        &self,
+        how: &[String],
+        addr: SocketAddr,
+        requests: &[RawRequest],
+    ) -> Result<Vec<RawOutcome>, String> {
+        let (program, args) = how.split_first().ok_or("no setpriv arguments")?;
+        let mut cmd = self.topo.pod.command(program);
+        cmd.args(args).arg(&self.bins.http).arg(addr.to_string());
         http_outcomes(cmd, requests)
     }
 

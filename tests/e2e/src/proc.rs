@@ -115,6 +115,46 @@ pub fn run_bounded(
     })
 }
 
+/// The capabilities a container runtime (containerd, Docker) gives a container by default.
+pub const DEFAULT_CONTAINER_CAPS: [&str; 14] = [
+    "chown",
+    "dac_override",
+    "fsetid",
+    "fowner",
+    "mknod",
+    "net_raw",
+    "setgid",
+    "setuid",
+    "setfcap",
+    "setpcap",
+    "net_bind_service",
+    "sys_chroot",
+    "kill",
+    "audit_write",
+];
+
+/// `setpriv` arguments that run the rest of the command line as a root app container
+/// with the default capabilities; with `switch_to`, that root process then changes
+/// to uid/gid `switch_to` itself (its CAP_SETUID allows it), as an attacker would.
+pub fn as_root_app(switch_to: Option<u32>) -> Vec<String> {
+    let caps: String = DEFAULT_CONTAINER_CAPS
+        .iter()
+        .map(|c| format!(",+{c}"))
+        .collect();
+    let mut args = vec![
+        "setpriv".to_owned(),
+        "--reuid=0".to_owned(),
+        "--regid=0".to_owned(),
+        "--clear-groups".to_owned(),
+        "--inh-caps=-all".to_owned(),
+        format!("--bounding-set=-all{caps}"),
+    ];
+    if let Some(uid) = switch_to {
+        args.extend(as_uid(uid));
+    }
+    args
+}
+
 /// `setpriv` arguments that run the rest of the command line as `uid`/`gid` `uid`,
 /// with no supplementary groups (non-zero uids lose every capability on exec).
 pub fn as_uid(uid: u32) -> Vec<String> {

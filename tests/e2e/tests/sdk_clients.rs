@@ -2,9 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use podid_e2e::bins;
-use podid_e2e::pod::{PodEnv, Sdk, SdkResult};
+use podid_e2e::expect::{self, assert_token_for};
+use podid_e2e::pod::{PodEnv, Sdk};
 use podid_e2e::proc::root_or_skip;
-use podid_e2e::world::{A, B, C, Identity};
+use podid_e2e::world::{A, C};
 
 fn env_with_proxy(tag: &str) -> PodEnv {
     let bins = bins::get(env!("CARGO_BIN_EXE_podid-e2e-http")).unwrap_or_else(|e| panic!("{e}"));
@@ -19,55 +20,9 @@ fn env_with_proxy(tag: &str) -> PodEnv {
     env
 }
 
-fn assert_token_for(env: &PodEnv, sdk: Sdk, what: &str, got: &SdkResult, id: Identity) {
-    let claims = &got.json["claims"];
-    assert!(
-        got.success && got.json["ok"] == true,
-        "{sdk:?}, {what}: no token: {}\nstderr:\n{}\nproxy log:\n{}",
-        got.json,
-        got.stderr,
-        env.proxy_log()
-    );
-    assert_eq!(
-        claims["appid"], id.client_id,
-        "{sdk:?}, {what}: token names the wrong identity: {claims}"
-    );
-    assert_eq!(claims["oid"], id.object_id, "{sdk:?}, {what}: {claims}");
-    assert_eq!(
-        claims["xms_mirid"],
-        id.resource_id(),
-        "{sdk:?}, {what}: {claims}"
-    );
-    assert_eq!(
-        claims["aud"], "https://vault.azure.net",
-        "{sdk:?}, {what}: {claims}"
-    );
-}
-
-/// Default identity, the second bound identity by client id, and a refusal for C.
 fn sdk_gets_tokens_for_bound_identities_only(sdk: Sdk) {
     let env = env_with_proxy(&format!("{sdk:?}").to_ascii_lowercase());
-    let default = env.sdk(sdk, None, &[]).unwrap_or_else(|e| panic!("{e}"));
-    assert_token_for(&env, sdk, "default identity", &default, A);
-    let second = env
-        .sdk(sdk, Some(B.client_id), &[])
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_token_for(&env, sdk, "client_id of B", &second, B);
-    let refused = env
-        .sdk(sdk, Some(C.client_id), &[])
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        !refused.success && refused.json["ok"] == false,
-        "{sdk:?} got a token for C, which is not bound to the pod: {}",
-        refused.json
-    );
-    assert!(refused.json["claims"].is_null(), "{}", refused.json);
-    // The refusal is the proxy's 403 (`forbidden`), not a time-out or a crash.
-    let message = refused.json["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("forbidden"),
-        "{sdk:?} refused C for another reason: {message}"
-    );
+    expect::sdk_gets_tokens_for_bound_identities_only(&env, sdk);
 }
 
 #[test]
