@@ -65,7 +65,7 @@ fn all_federated_pod_gets_the_projected_token_in_the_proxy_only_and_no_imds() {
         assert!(args_of(&out.pod, names::PROXY_CONTAINER).contains(&"--block-other-paths"));
         assert_eq!(out.status.identities[0].credential, "federated");
         assert_eq!(
-            env_values(&app_containers(&out.pod)[0], "AZURE_CLIENT_ID"),
+            env_values(app_containers(&out.pod)[0], "AZURE_CLIENT_ID"),
             [&json!(FED_READER_CLIENT_ID)]
         );
         assert_eq!(
