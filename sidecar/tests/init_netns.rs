@@ -42,17 +42,22 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn init_twice_installs_each_rule_once(backend: &str) {
-    let ns = netns(backend);
+/// Runs `init --backend=BACKEND FLAGS` twice and checks that each of `rules` is
+/// listed both times and installed exactly once, and nothing else (all tables).
+fn init_twice_installs_each_rule_once(tag: &str, backend: &str, flags: &[&str], rules: &[&str]) {
+    let ns = netns(tag);
     for round in 1..=2 {
-        let out = run(&ns, &[BIN, "init", &format!("--backend={backend}")]);
+        let flag = format!("--backend={backend}");
+        let mut argv = vec![BIN, "init", &flag];
+        argv.extend(flags);
+        let out = run(&ns, &argv);
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         assert!(out.status.success(), "round {round}: {stdout}{stderr}");
         assert!(
             stdout.contains(&format!("iptables-{backend}")),
             "round {round}: {stdout}"
         );
-        for rule in RULES {
+        for rule in rules {
             assert!(
                 stdout
                     .lines()
@@ -61,17 +66,17 @@ fn init_twice_installs_each_rule_once(backend: &str) {
             );
         }
     }
-    let saved = save(&ns, backend);
-    for rule in RULES {
+    let saved = text(&run(&ns, &[&format!("iptables-{backend}-save")]).stdout);
+    for rule in rules {
         assert_eq!(
-            saved.lines().filter(|l| *l == rule).count(),
+            saved.lines().filter(|l| l == rule).count(),
             1,
             "{rule} in\n{saved}"
         );
     }
     assert_eq!(
         saved.lines().filter(|l| l.starts_with("-A ")).count(),
-        RULES.len(),
+        rules.len(),
         "{saved}"
     );
 }
@@ -79,14 +84,14 @@ fn init_twice_installs_each_rule_once(backend: &str) {
 #[test]
 fn init_twice_with_nft_installs_each_rule_exactly_once() {
     if root_or_skip("init_twice_with_nft_installs_each_rule_exactly_once") {
-        init_twice_installs_each_rule_once("nft");
+        init_twice_installs_each_rule_once("nft", "nft", &[], &RULES);
     }
 }
 
 #[test]
 fn init_twice_with_legacy_installs_each_rule_exactly_once() {
     if root_or_skip("init_twice_with_legacy_installs_each_rule_exactly_once") {
-        init_twice_installs_each_rule_once("legacy");
+        init_twice_installs_each_rule_once("legacy", "legacy", &[], &RULES);
     }
 }
 
@@ -196,7 +201,8 @@ fn init_without_net_admin_fails_with_one_clear_line() {
     assert!(!save(&ns, "nft").contains("PODID_OUTPUT"));
 }
 
-/// `--reject-imds` (pods whose identities are all federated), as iptables-save prints it.
+/// `--reject-imds` (pods whose identities are all federated), as iptables-save prints
+/// it: no `--uid-owner` exemption, and the filter table's rejection.
 const REJECT_RULES: [&str; 5] = [
     "-A OUTPUT -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j PODID_OUTPUT",
     "-A PODID_OUTPUT -p tcp -j REDIRECT --to-ports 15391",
@@ -205,47 +211,21 @@ const REJECT_RULES: [&str; 5] = [
     "-A PODID_IMDS -j REJECT --reject-with icmp-port-unreachable",
 ];
 
-fn reject_mode_installs_both_tables_once(backend: &str) {
-    let ns = netns(&format!("reject-{backend}"));
-    for round in 1..=2 {
-        let flag = format!("--backend={backend}");
-        let out = run(&ns, &[BIN, "init", &flag, "--reject-imds"]);
-        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-        assert!(out.status.success(), "round {round}: {stdout}{stderr}");
-        for rule in REJECT_RULES {
-            assert!(
-                stdout.lines().any(|l| l.ends_with(rule)),
-                "round {round}: {rule} not listed in\n{stdout}"
-            );
-        }
-    }
-    let out = run(&ns, &[&format!("iptables-{backend}-save")]);
-    let saved = text(&out.stdout);
-    for rule in REJECT_RULES {
-        assert_eq!(
-            saved.lines().filter(|l| *l == rule).count(),
-            1,
-            "{rule} in\n{saved}"
-        );
-    }
-    assert!(!saved.contains("uid-owner"), "no uid is exempt:\n{saved}");
-    assert_eq!(
-        saved.lines().filter(|l| l.starts_with("-A ")).count(),
-        REJECT_RULES.len(),
-        "{saved}"
-    );
-}
-
 #[test]
 fn reject_imds_with_nft_redirects_every_uid_and_rejects_the_rest_once() {
     if root_or_skip("reject_imds_with_nft_redirects_every_uid_and_rejects_the_rest_once") {
-        reject_mode_installs_both_tables_once("nft");
+        init_twice_installs_each_rule_once("reject-nft", "nft", &["--reject-imds"], &REJECT_RULES);
     }
 }
 
 #[test]
 fn reject_imds_with_legacy_redirects_every_uid_and_rejects_the_rest_once() {
     if root_or_skip("reject_imds_with_legacy_redirects_every_uid_and_rejects_the_rest_once") {
-        reject_mode_installs_both_tables_once("legacy");
+        init_twice_installs_each_rule_once(
+            "reject-legacy",
+            "legacy",
+            &["--reject-imds"],
+            &REJECT_RULES,
+        );
     }
 }
