@@ -25,6 +25,7 @@ binary's flags change.
 
 {{- define "podid.webhook.fullname" -}}{{ include "podid.fullname" . }}-webhook{{- end }}
 {{- define "podid.controller.fullname" -}}{{ include "podid.fullname" . }}-controller{{- end }}
+{{- define "podid.nodeGuard.fullname" -}}{{ include "podid.fullname" . }}-node-guard{{- end }}
 {{/* The MutatingWebhookConfiguration (cluster-scoped). */}}
 {{- define "podid.webhookConfig.name" -}}{{ include "podid.fullname" . }}-webhook{{- end }}
 {{/* The Secret holding the webhook's serving certificate (written by the webhook or by cert-manager). */}}
@@ -241,4 +242,39 @@ downward-API variable.
 {{- if and (not .Values.azure.cloudConfigSecret) (not .Values.azure.cloudConfigHostPath) (not .Values.azure.workloadIdentity.clientID) }}
 {{- fail "podid: the controller has no Azure credentials: set azure.cloudConfigSecret (a Secret with azure.json), azure.cloudConfigHostPath (the node's /etc/kubernetes/azure.json) or azure.workloadIdentity.clientID and tenantID" }}
 {{- end }}
+{{- end }}
+
+{{/* ---- Node guard -------------------------------------------------------------------- */}}
+
+{{/* The guard's flags (node-guard/src/args.rs); node name, node IP, pod name and namespace come from the downward API. */}}
+{{- define "podid.nodeGuard.args" -}}
+{{- $v := .Values }}
+{{- $g := $v.nodeGuard }}
+{{- $args := list
+  "run"
+  "--node-name=$(NODE_NAME)"
+  "--responder-ip=$(NODE_IP)"
+  "--responder-listen=0.0.0.0:15393"
+  "--admin-listen=0.0.0.0:15394"
+  (printf "--proxy-image=%s" (include "podid.image" (list . "proxy")))
+  (printf "--daemonset=%s" (include "podid.nodeGuard.fullname" .))
+  "--namespace=$(POD_NAMESPACE)"
+  "--pod-name=$(POD_NAME)"
+  (printf "--resync-interval=%s" $g.resyncInterval)
+  (printf "--event-interval=%s" $g.eventInterval)
+  (printf "--log-format=%s" $v.logging.format)
+  (printf "--log=%s" $v.logging.level) }}
+{{- range $v.exceptions }}
+{{- $args = append $args (printf "--exception=%s" .) }}
+{{- end }}
+{{- range $g.allowNamespaces }}
+{{- $args = append $args (printf "--allow-namespace=%s" .) }}
+{{- end }}
+{{- range $g.aksLabelNamespaces }}
+{{- $args = append $args (printf "--aks-label-namespace=%s" .) }}
+{{- else }}
+{{- /* Empty: nowhere (the binary's default would be kube-system). */}}
+{{- $args = append $args "--aks-label-namespace=" }}
+{{- end }}
+{{- toYaml $args }}
 {{- end }}

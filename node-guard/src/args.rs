@@ -21,7 +21,7 @@ pub enum LogFormat {
 
 /// podid's node guard: only allowed pods of this node reach the node's IMDS.
 #[derive(Debug, Parser)]
-#[command(name = "podid-node-guard", version)]
+#[command(name = "podid-node-guard", version, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -107,16 +107,18 @@ pub async fn watch_pods(
 /// Whether the guard's DaemonSet is gone or being deleted: the only time
 /// shutting down removes the rules (a rolling update keeps them, so the next
 /// guard takes over without a window).
-pub async fn daemonset_is_going(
-    client: kube::Client,
-    namespace: &str,
-    name: &str,
-) -> Result<bool, kube::Error> {
+///
+/// `helm uninstall` deletes the guard's ServiceAccount and Role while its
+/// pods are still stopping, so a 401 (its token died with the account) or a
+/// 403 (its Role is gone) means the same; any other failure is an error and
+/// the caller keeps the rules.
+pub async fn daemonset_is_going(client: kube::Client, namespace: &str, name: &str) -> Result<bool, kube::Error> {
     let api: Api<DaemonSet> = Api::namespaced(client, namespace);
-    Ok(api
-        .get_opt(name)
-        .await?
-        .is_none_or(|ds| ds.metadata.deletion_timestamp.is_some()))
+    match api.get_opt(name).await {
+        Ok(ds) => Ok(ds.is_none_or(|ds| ds.metadata.deletion_timestamp.is_some())),
+        Err(kube::Error::Api(status)) if matches!(status.code, 401 | 403) => Ok(true),
+        Err(e) => Err(e),
+    }
 }
 
 /// Events through events.k8s.io/v1 (RBAC: `create` and `patch` on events).

@@ -95,6 +95,17 @@ CASES: dict[str, Case] = {
             "logging": {"format": "plain", "level": "info,podid_webhook=debug"},
         }
     ),
+    "node-guard": Case(
+        {
+            "nodeGuard": {"enabled": True, "allowNamespaces": ["gatekeeper-system"], "eventInterval": "10m"},
+            "exceptions": ["app=legacy"],
+        }
+    ),
+    "node-guard-no-aks-label": Case(
+        {"nodeGuard": {"enabled": True, "aksLabelNamespaces": [], "priorityClassName": ""}},
+        release="identity",
+        namespace="security",
+    ),
     "other-release-name": Case({"webhook": {"priorityClassName": ""}}, release="identity", namespace="security"),
 }
 

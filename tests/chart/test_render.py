@@ -120,7 +120,7 @@ def test_objects_match_kubernetes_schemas(case_name: str) -> None:
 
 def test_only_expected_kinds_skip_schema_validation(case_name: str) -> None:
     builtin = {
-        ("v1", "ServiceAccount"), ("v1", "Service"), ("apps/v1", "Deployment"),
+        ("v1", "ServiceAccount"), ("v1", "Service"), ("apps/v1", "Deployment"), ("apps/v1", "DaemonSet"),
         ("policy/v1", "PodDisruptionBudget"),
         ("rbac.authorization.k8s.io/v1", "ClusterRole"),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),

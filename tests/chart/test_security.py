@@ -65,8 +65,10 @@ def test_host_paths_only_for_the_nodes_cloud_config(case_name: str, component: s
 
 def test_service_accounts_do_not_automount(case_name: str) -> None:
     accounts = find(objects(case_name), "ServiceAccount")
-    # The webhook's and the controller's; the proxy needs none, injected pods keep theirs.
-    assert len(accounts) == 2
+    # The webhook's and the controller's (and the node guard's when on); the proxy needs none,
+    # injected pods keep theirs.
+    guard = CASES[case_name].values.get("nodeGuard", {}).get("enabled", False)
+    assert len(accounts) == 3 if guard else 2
     for account in accounts:
         assert account["automountServiceAccountToken"] is False
 
