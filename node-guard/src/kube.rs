@@ -112,7 +112,11 @@ pub async fn watch_pods(
 /// pods are still stopping, so a 401 (its token died with the account) or a
 /// 403 (its Role is gone) means the same; any other failure is an error and
 /// the caller keeps the rules.
-pub async fn daemonset_is_going(client: kube::Client, namespace: &str, name: &str) -> Result<bool, kube::Error> {
+pub async fn daemonset_is_going(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<bool, kube::Error> {
     let api: Api<DaemonSet> = Api::namespaced(client, namespace);
     match api.get_opt(name).await {
         Ok(ds) => Ok(ds.is_none_or(|ds| ds.metadata.deletion_timestamp.is_some())),

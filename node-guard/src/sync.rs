@@ -162,3 +162,96 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Mutex;
+
+    use podid_core::guard::GuardPolicy;
+    use serde_json::json;
+
+    use super::*;
+
+    /// Records scripts; fails while `fail` is set.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        scripts: Mutex<Vec<String>>,
+        fail: AtomicBool,
+    }
+
+    impl Netfilter for Arc<Recorder> {
+        async fn apply(&self, script: &str) -> Result<(), NftError> {
+            self.scripts.lock().unwrap().push(script.to_owned());
+            if self.fail.load(Ordering::Relaxed) {
+                return Err(NftError::Timeout {
+                    program: "nft".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    fn pods(allowed: &[&str]) -> Vec<GuardPod> {
+        let policy = GuardPolicy {
+            allowed_namespaces: ["sys".to_owned()].into(),
+            ..GuardPolicy::default()
+        };
+        allowed
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| {
+                let pod = json!({"metadata": {"name": format!("p{i}"), "namespace": "sys"}, "status": {"podIP": ip}});
+                GuardPod::from_json(&pod, i, &policy).unwrap()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn full_first_then_deltas_nothing_for_no_change_and_full_again_after_a_failure() {
+        let nft = Arc::new(Recorder::default());
+        let rules = RuleConfig {
+            table: "t".into(),
+            imds: "169.254.169.254:80".parse().unwrap(),
+            responder_ip: None,
+            responder_port: 15393,
+        };
+        let synced = Arc::new(AtomicBool::new(false));
+        let mut syncer = Syncer::new(
+            nft.clone(),
+            rules,
+            Metrics::new().0,
+            SharedSet::default(),
+            synced.clone(),
+        );
+        let script = |i: usize| nft.scripts.lock().unwrap()[i].clone();
+
+        syncer.sync(&pods(&["10.0.0.1"]), false).await.unwrap();
+        assert!(script(0).contains("add chain") && script(0).contains("{ 10.0.0.1 }"));
+        assert!(synced.load(Ordering::Acquire));
+        syncer.sync(&pods(&["10.0.0.1"]), false).await.unwrap();
+        assert_eq!(
+            nft.scripts.lock().unwrap().len(),
+            1,
+            "no change, no transaction"
+        );
+        syncer
+            .sync(&pods(&["10.0.0.1", "10.0.0.2"]), false)
+            .await
+            .unwrap();
+        assert_eq!(script(1), "add element ip t allowed { 10.0.0.2 }\n");
+
+        nft.fail.store(true, Ordering::Relaxed);
+        assert!(syncer.sync(&pods(&["10.0.0.2"]), false).await.is_err());
+        nft.fail.store(false, Ordering::Relaxed);
+        syncer.sync(&pods(&["10.0.0.2"]), false).await.unwrap();
+        assert!(
+            script(3).contains("flush set ip t allowed"),
+            "after a failure the kernel's state is unknown: full sync"
+        );
+        assert_eq!(
+            syncer.shared.read().unwrap().allowed,
+            ["10.0.0.2".parse().unwrap()].into()
+        );
+    }
+}
