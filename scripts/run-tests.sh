@@ -25,3 +25,12 @@ tests/chart/.venv/bin/python -m pytest tests/chart -q
 # The controller's scale benchmark, scaled down (issue: it runs in CI's suite;
 # the full run is `cargo run --release -p podid-controller-bench -- --full`).
 cargo run --release -p podid-controller-bench
+
+# The node guard's update-latency benchmark, scaled down (root only: it builds
+# a network namespace and nftables rules; the full run is
+# `cargo run --release -p podid-node-guard --bin node-guard-bench`).
+if [ "$(id -u)" = 0 ]; then
+  target/debug/node-guard-bench --quick
+else
+  echo "SKIPPED (needs root): node-guard-bench" >&2
+fi
