@@ -4,24 +4,29 @@
 //! numbers (kube-rs issue 1781) and its request parsing cannot hand back the `uid` of
 //! a review that is otherwise malformed.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use serde::Deserialize;
+use serde::de::MapAccess;
 use serde_json::{Value, json};
 
 use crate::inject::{Decision, InjectConfig, plan};
 use crate::model::IdentityIndex;
-use crate::pod::PodView;
+use crate::pod::lenient::{self, FromJson, Lenient};
+use crate::pod::{PodObject, PodView};
 
 /// `apiVersion` of the reviews podid accepts and answers.
 pub const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
 /// `kind` of a review.
 pub const ADMISSION_KIND: &str = "AdmissionReview";
 
-/// The fields of `request` the webhook reads.
+/// The fields of `request` the webhook reads, borrowed from the body.
 #[derive(Clone, Debug, Deserialize)]
-pub struct AdmissionRequest {
-    /// Echoed in the response.
-    pub uid: String,
+pub struct AdmissionRequest<'a> {
+    /// Echoed in the response (read leniently: a uid that is not a string is no uid).
+    #[serde(borrow, default)]
+    uid: Lenient<Cow<'a, str>>,
     /// The object's group, version and kind.
     #[serde(default)]
     pub kind: GroupVersionKind,
@@ -29,17 +34,36 @@ pub struct AdmissionRequest {
     #[serde(default)]
     pub resource: GroupVersionResource,
     /// Set for subresource requests.
-    #[serde(default, rename = "subResource")]
-    pub sub_resource: Option<String>,
+    #[serde(borrow, default, rename = "subResource")]
+    pub sub_resource: Option<Cow<'a, str>>,
     /// Namespace of the object.
-    #[serde(default)]
-    pub namespace: Option<String>,
+    #[serde(borrow, default)]
+    pub namespace: Option<Cow<'a, str>>,
     /// CREATE, UPDATE, DELETE or CONNECT.
+    #[serde(borrow, default)]
+    pub operation: Cow<'a, str>,
+    /// The object as it would be stored, as the planner reads it (`None`: not an object).
+    #[serde(borrow, default)]
+    object: Lenient<PodObject<'a>>,
+}
+
+/// `request` read for its `uid` only: the second look at a body the first pass refused.
+#[derive(Clone, Debug, Deserialize)]
+struct UidOnly<'a> {
+    #[serde(borrow, default)]
+    uid: Lenient<Cow<'a, str>>,
+}
+
+/// The envelope of an AdmissionReview around a `request` read as `R`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(bound(deserialize = "'de: 'a, R: FromJson<'de>"))]
+struct Envelope<'a, R> {
+    #[serde(borrow, default, rename = "apiVersion")]
+    api_version: Lenient<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kind: Lenient<Cow<'a, str>>,
     #[serde(default)]
-    pub operation: String,
-    /// The object as it would be stored.
-    #[serde(default)]
-    pub object: Value,
+    request: Lenient<R>,
 }
 
 /// `request.kind`.
@@ -113,32 +137,55 @@ pub enum Reviewed {
 }
 
 /// Parses a review body and decides. Never panics, whatever the body.
+///
+/// The body is parsed once, into views of the fields podid reads ([`crate::pod`]);
+/// everything else is skipped. Only a body that pass refuses is looked at again, for
+/// the `uid` to answer with.
 pub fn review(body: &[u8], index: &IdentityIndex, cfg: &InjectConfig) -> Reviewed {
-    let mut value: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => return Reviewed::BadRequest(ReviewError::NotJson(e.to_string())),
+    let envelope = match serde_json::from_slice::<Lenient<Envelope<AdmissionRequest>>>(body) {
+        Ok(Lenient(envelope)) => envelope.unwrap_or_else(Envelope::empty),
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return Reviewed::BadRequest(ReviewError::NotJson(e.to_string()));
+        }
+        Err(e) => return unreadable(body, &e),
     };
-    let uid = value
-        .pointer("/request/uid")
-        .and_then(Value::as_str)
-        .filter(|u| !u.is_empty())
-        .map(str::to_owned);
-    let shape = check_shape(&value);
-    let (uid, request) = match (uid, shape) {
+    let (uid, request) = match (envelope.uid(), envelope.check_shape()) {
         (None, Err(e)) => return Reviewed::BadRequest(e),
         (None, Ok(())) => return Reviewed::BadRequest(ReviewError::NoUid),
         (Some(uid), Err(e)) => return answer_without_plan(&uid, Err(e.to_string()), "malformed"),
-        (Some(uid), Ok(())) => match take_request(&mut value) {
-            Ok(r) => (uid, r),
-            Err(e) => {
-                return answer_without_plan(
-                    &uid,
-                    Err(ReviewError::NotAReview(e.to_string()).to_string()),
-                    "malformed",
-                );
-            }
+        (Some(uid), Ok(())) => match envelope.request.0 {
+            Some(request) => (uid.into_owned(), request),
+            None => return Reviewed::BadRequest(ReviewError::NoUid),
         },
     };
+    decide(&uid, request, body, index, cfg)
+}
+
+/// A body that is JSON but that the views refused (a field of the request of the wrong
+/// type, a duplicate key in a field podid reads): the `uid` is read on its own to deny.
+fn unreadable(body: &[u8], err: &serde_json::Error) -> Reviewed {
+    let not_a_review = |e: &serde_json::Error| ReviewError::NotAReview(e.to_string());
+    let envelope = match serde_json::from_slice::<Lenient<Envelope<UidOnly>>>(body) {
+        Ok(Lenient(envelope)) => envelope.unwrap_or_else(Envelope::empty),
+        Err(e) => return Reviewed::BadRequest(not_a_review(&e)),
+    };
+    match (envelope.uid(), envelope.check_shape()) {
+        (None, Err(e)) => Reviewed::BadRequest(e),
+        (None, Ok(())) => Reviewed::BadRequest(ReviewError::NoUid),
+        (Some(uid), Err(e)) => answer_without_plan(&uid, Err(e.to_string()), "malformed"),
+        (Some(uid), Ok(())) => {
+            answer_without_plan(&uid, Err(not_a_review(err).to_string()), "malformed")
+        }
+    }
+}
+
+fn decide(
+    uid: &str,
+    request: AdmissionRequest<'_>,
+    body: &[u8],
+    index: &IdentityIndex,
+    cfg: &InjectConfig,
+) -> Reviewed {
     if request.operation != "CREATE"
         || request
             .sub_resource
@@ -146,7 +193,7 @@ pub fn review(body: &[u8], index: &IdentityIndex, cfg: &InjectConfig) -> Reviewe
             .is_some_and(|s| !s.is_empty())
     {
         // Only pod creation is registered; anything else is let through untouched rather than broken.
-        return answer_without_plan(&uid, Ok(()), "not_create");
+        return answer_without_plan(uid, Ok(()), "not_create");
     }
     if request.kind.kind != "Pod"
         || !request.kind.group.is_empty()
@@ -157,25 +204,19 @@ pub fn review(body: &[u8], index: &IdentityIndex, cfg: &InjectConfig) -> Reviewe
             request.kind.group, request.kind.version, request.kind.kind
         );
         return answer_without_plan(
-            &uid,
+            uid,
             Err(format!("podid mutates Pods only; got {what:?}")),
             "not_a_pod",
         );
     }
+    let object = request.object.0.unwrap_or_default();
     let namespace = request
         .namespace
-        .clone()
         .filter(|n| !n.is_empty())
-        .or_else(|| {
-            request
-                .object
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "default".to_owned());
-    let decision = plan(&PodView::new(&request.object, &namespace), index, cfg);
-    let review = response_for(&uid, &decision);
+        .or_else(|| object.namespace())
+        .unwrap_or(Cow::Borrowed("default"));
+    let decision = plan(&PodView::from_review(object, namespace, body), index, cfg);
+    let review = response_for(uid, &decision);
     Reviewed::Answer {
         review,
         decision: Some(decision),
@@ -183,36 +224,75 @@ pub fn review(body: &[u8], index: &IdentityIndex, cfg: &InjectConfig) -> Reviewe
     }
 }
 
-/// Deserializes `request`, moving `request.object` out rather than copying it: the pod is
-/// most of the body, and copying it cost as much as parsing the body (bench/, docs/BENCHMARKS.md).
-fn take_request(value: &mut Value) -> Result<AdmissionRequest, serde_json::Error> {
-    let object = value
-        .pointer_mut("/request/object")
-        .map(Value::take)
-        .unwrap_or_default();
-    let mut request = AdmissionRequest::deserialize(&value["request"])?;
-    request.object = object;
-    Ok(request)
+// === impl Envelope ===
+
+impl<'a, R: HasUid<'a>> Envelope<'a, R> {
+    /// What a body that is not a JSON object reads as.
+    fn empty() -> Self {
+        Self {
+            api_version: Lenient(None),
+            kind: Lenient(None),
+            request: Lenient(None),
+        }
+    }
+
+    /// `request.uid`, when a non-empty string.
+    fn uid(&self) -> Option<Cow<'a, str>> {
+        self.request
+            .0
+            .as_ref()
+            .and_then(HasUid::uid)
+            .filter(|u| !u.is_empty())
+    }
+
+    fn check_shape(&self) -> Result<(), ReviewError> {
+        let api_version = self.api_version.0.as_deref().unwrap_or_default();
+        let kind = self.kind.0.as_deref().unwrap_or_default();
+        if kind != ADMISSION_KIND || api_version != ADMISSION_API_VERSION {
+            return Err(ReviewError::NotAReview(format!(
+                "apiVersion {api_version:?} kind {kind:?}; expected {ADMISSION_API_VERSION:?} {ADMISSION_KIND:?}"
+            )));
+        }
+        if self.request.0.is_none() {
+            return Err(ReviewError::NotAReview("no request object".into()));
+        }
+        Ok(())
+    }
 }
 
-fn check_shape(value: &Value) -> Result<(), ReviewError> {
-    let api_version = value
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let kind = value
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if kind != ADMISSION_KIND || api_version != ADMISSION_API_VERSION {
-        return Err(ReviewError::NotAReview(format!(
-            "apiVersion {api_version:?} kind {kind:?}; expected {ADMISSION_API_VERSION:?} {ADMISSION_KIND:?}"
-        )));
+/// The two readings of `request` both carry the uid.
+trait HasUid<'a> {
+    fn uid(&self) -> Option<Cow<'a, str>>;
+}
+
+impl<'a> HasUid<'a> for AdmissionRequest<'a> {
+    fn uid(&self) -> Option<Cow<'a, str>> {
+        self.uid.0.clone()
     }
-    if !value.get("request").is_some_and(Value::is_object) {
-        return Err(ReviewError::NotAReview("no request object".into()));
+}
+
+impl<'a> HasUid<'a> for UidOnly<'a> {
+    fn uid(&self) -> Option<Cow<'a, str>> {
+        self.uid.0.clone()
     }
-    Ok(())
+}
+
+impl<'de: 'a, 'a> FromJson<'de> for AdmissionRequest<'a> {
+    fn from_object<A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+        lenient::object(map)
+    }
+}
+
+impl<'de: 'a, 'a> FromJson<'de> for UidOnly<'a> {
+    fn from_object<A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+        lenient::object(map)
+    }
+}
+
+impl<'de: 'a, 'a, R: FromJson<'de>> FromJson<'de> for Envelope<'a, R> {
+    fn from_object<A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+        lenient::object(map)
+    }
 }
 
 fn answer_without_plan(uid: &str, outcome: Result<(), String>, bypass: &'static str) -> Reviewed {

@@ -6,7 +6,7 @@ mod render;
 mod verify;
 
 use json_patch::Patch;
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub use decision::{Decision, DenyReason, InjectConfig, PodsWithoutIdentity, SkipReason};
 pub use render::{
@@ -15,7 +15,7 @@ pub use render::{
 
 use crate::model::IdentityIndex;
 use crate::names;
-use crate::pod::{self, ContainerList, PodView};
+use crate::pod::{ContainerList, ContainerView, PodView};
 use crate::resolve::{ResolvedIdentity, resolve_identities};
 use crate::status::{InjectionStatus, STATUS_VERSION, StatusIdentity};
 use patch::PatchBuilder;
@@ -33,8 +33,7 @@ pub fn plan(pod: &PodView<'_>, index: &IdentityIndex, cfg: &InjectConfig) -> Dec
         reason,
         message: format!("{pod}: {cause}"),
     };
-    if !pod.raw().get("spec").is_some_and(Value::is_object)
-        || pod.containers(ContainerList::Regular).is_empty()
+    if !pod.has_spec() || pod.containers(ContainerList::Regular).is_empty()
     {
         return deny(
             DenyReason::Malformed,
@@ -52,7 +51,7 @@ pub fn plan(pod: &PodView<'_>, index: &IdentityIndex, cfg: &InjectConfig) -> Dec
         Err(cause) => return deny(DenyReason::FakedInjection, cause),
     };
     let resolved =
-        match resolve_identities(pod.namespace(), &pod.labels(), &pod.annotations(), index) {
+        match resolve_identities(pod.namespace(), pod.labels(), pod.annotations(), index) {
             Ok(resolved) => resolved,
             Err(e) => return deny(DenyReason::Unresolved, e.to_string()),
         };
@@ -127,16 +126,13 @@ pub fn plan(pod: &PodView<'_>, index: &IdentityIndex, cfg: &InjectConfig) -> Dec
 
 /// A volume of the pod that has the name of one podid would add (the API server
 /// would refuse the duplicate with a message that does not say why).
-fn taken_volume_name<'a>(pod: &PodView<'a>, rendered: &Rendered) -> Option<&'a str> {
+fn taken_volume_name<'p>(pod: &'p PodView<'_>, rendered: &Rendered) -> Option<&'p str> {
     let ours: Vec<&str> = rendered
         .volumes
         .iter()
         .filter_map(|v| v.get("name")?.as_str())
         .collect();
-    pod.volumes()
-        .iter()
-        .filter_map(|v| v.get("name")?.as_str())
-        .find(|name| ours.contains(name))
+    pod.volume_names().find(|name| ours.contains(name))
 }
 
 fn skip_reason(pod: &PodView<'_>, cfg: &InjectConfig) -> Option<SkipReason> {
@@ -206,13 +202,13 @@ fn verify_status(pod: &PodView<'_>, want: &InjectionStatus) -> Result<(), String
 }
 
 /// The first container, other than podid's verified proxy, that runs as the proxy's uid.
-fn proxy_uid_container<'a>(pod: &PodView<'a>, injected: bool) -> Option<&'a str> {
+fn proxy_uid_container<'p>(pod: &'p PodView<'_>, injected: bool) -> Option<&'p str> {
     [ContainerList::Init, ContainerList::Regular]
         .into_iter()
         .flat_map(|list| pod.containers(list))
-        .filter(|c| !(injected && pod::container_name(c) == names::PROXY_CONTAINER))
+        .filter(|c| !(injected && c.name() == names::PROXY_CONTAINER))
         .find(|c| pod.effective_run_as_user(c) == Some(names::PROXY_UID))
-        .map(pod::container_name)
+        .map(ContainerView::name)
 }
 
 fn network_warnings(pod: &PodView<'_>, resolved: &[ResolvedIdentity]) -> Vec<String> {
@@ -222,19 +218,17 @@ fn network_warnings(pod: &PodView<'_>, resolved: &[ResolvedIdentity]) -> Vec<Str
     [ContainerList::Init, ContainerList::Regular]
         .into_iter()
         .flat_map(|list| pod.containers(list))
-        .filter(|c| !is_injected(c) && pod::can_change_network(c))
+        .filter(|c| !is_injected(c.name()) && c.can_change_network())
         .map(|c| format!(
             "container {:?} is privileged or adds NET_ADMIN and could remove the IMDS redirect that keeps this pod's identities its own",
-            pod::container_name(c)
+            c.name()
         ))
         .collect()
 }
 
-fn is_injected(c: &Value) -> bool {
-    matches!(
-        pod::container_name(c),
-        names::INIT_CONTAINER | names::PROXY_CONTAINER
-    )
+/// Whether a container of this name is one podid injects.
+fn is_injected(name: &str) -> bool {
+    matches!(name, names::INIT_CONTAINER | names::PROXY_CONTAINER)
 }
 
 fn injection_status(
@@ -281,7 +275,7 @@ fn build_patch(
         !pod.annotations()
             .contains_key(names::DEFAULT_CONTAINER_ANNOTATION)
     }) {
-        let name = pod::container_name(first);
+        let name = first.name();
         b.add_meta_entry(
             pod,
             "annotations",
@@ -301,8 +295,8 @@ fn build_patch(
         };
         for &list in lists {
             for (i, c) in pod.containers(list).iter().enumerate() {
-                if !sets_env(c, names::AZURE_CLIENT_ID_ENV) {
-                    b.add_env(list, i, c, entry.clone());
+                if !c.sets_env(names::AZURE_CLIENT_ID_ENV) {
+                    b.add_env(list, i, c.has_env(), entry.clone());
                 }
             }
         }
@@ -320,13 +314,6 @@ fn build_patch(
     }
     b.append(pod, "volumes", volumes);
     b.build()
-}
-
-fn sets_env(c: &Value, name: &str) -> bool {
-    c.get("env").and_then(Value::as_array).is_some_and(|env| {
-        env.iter()
-            .any(|e| e.get("name").and_then(Value::as_str) == Some(name))
-    })
 }
 
 #[cfg(test)]

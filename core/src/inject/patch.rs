@@ -41,9 +41,9 @@ impl PatchBuilder {
     }
 
     /// Appends `entry` to `spec.<list>[index].env`, creating the list if absent.
-    pub fn add_env(&mut self, list: ContainerList, index: usize, container: &Value, entry: Value) {
+    pub fn add_env(&mut self, list: ContainerList, index: usize, has_env: bool, entry: Value) {
         let i = index.to_string();
-        if container.get("env").is_some_and(Value::is_array) {
+        if has_env {
             self.add(&["spec", list.field(), &i, "env", "-"], entry);
         } else {
             self.add(&["spec", list.field(), &i, "env"], json!([entry]));

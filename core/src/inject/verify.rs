@@ -36,21 +36,25 @@ const DEFAULTED_FIELDS: &[&str] = &[
 const SERVICE_ACCOUNT_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// Checks a pod that already carries both injected containers; `Err` says what differs.
+///
+/// Compares whole containers and volumes, so it reads the whole object again
+/// ([`PodView::full_object`]); a pod that reaches this is being reinvoked, which is rare.
 pub fn verify_injected(pod: &PodView<'_>, rendered: &Rendered, native: bool) -> Result<(), String> {
     let (init_list, proxy_list) = if native {
         (ContainerList::Init, ContainerList::Init)
     } else {
         (ContainerList::Init, ContainerList::Regular)
     };
-    check_container(pod, init_list, names::INIT_CONTAINER, &rendered.init)?;
-    check_container(pod, proxy_list, names::PROXY_CONTAINER, &rendered.proxy)?;
+    let object = pod.full_object()?;
+    check_container(&object, init_list, names::INIT_CONTAINER, &rendered.init)?;
+    check_container(&object, proxy_list, names::PROXY_CONTAINER, &rendered.proxy)?;
+    let volumes = list(&object, "volumes");
     for volume in &rendered.volumes {
         let name = volume
             .get("name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let found = pod
-            .volumes()
+        let found = volumes
             .iter()
             .find(|v| v.get("name").and_then(Value::as_str) == Some(name));
         match found {
@@ -65,16 +69,29 @@ pub fn verify_injected(pod: &PodView<'_>, rendered: &Rendered, native: bool) -> 
     Ok(())
 }
 
+/// `spec.<field>` of the object as received; empty when absent or not a list.
+fn list<'v>(object: &'v Value, field: &str) -> &'v [Value] {
+    object
+        .get("spec")
+        .and_then(|s| s.get(field))
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
 fn check_container(
-    pod: &PodView<'_>,
-    list: ContainerList,
+    object: &Value,
+    list_of: ContainerList,
     name: &str,
     want: &Value,
 ) -> Result<(), String> {
-    let Some((_, have)) = pod.find_container(list, name) else {
+    let found = list(object, list_of.field())
+        .iter()
+        .find(|c| c.get("name").and_then(Value::as_str).unwrap_or_default() == name);
+    let Some(have) = found else {
         return Err(format!(
             "container {name:?} is not in spec.{} where podid puts it",
-            list.field()
+            list_of.field()
         ));
     };
     if covers(want, &without_service_account_mount(have)) {

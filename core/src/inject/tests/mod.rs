@@ -188,6 +188,11 @@ fn app_containers(pod: &Value) -> Vec<&Value> {
         .collect()
 }
 
+/// Whether `c` is one of podid's containers (the planner's own check reads views).
+fn is_injected(c: &Value) -> bool {
+    super::is_injected(c["name"].as_str().unwrap_or_default())
+}
+
 fn status_annotation(pod: &Value) -> InjectionStatus {
     let text = pod["metadata"]["annotations"]["podid.io/status"]
         .as_str()
