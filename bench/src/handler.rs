@@ -55,6 +55,25 @@ pub fn measure(body: &[u8], index: &IdentityIndex, budget: Duration) -> HandlerC
     HandlerCost { parse, review }
 }
 
+/// Runs the handler `count` times on the bench's pod and prints the time per call.
+pub fn repeat(identities: &Path, count: u32) -> anyhow::Result<()> {
+    let index = load_index(identities)?;
+    let body = crate::pod::admission_review();
+    let cfg = inject_config();
+    let started = Instant::now();
+    for _ in 0..count {
+        if let Reviewed::Answer { review, .. } = admission::review(black_box(&body), &index, &cfg) {
+            black_box(serde_json::to_vec(&review).map(|v| v.len()).unwrap_or(0));
+        }
+    }
+    let per_call = started.elapsed() / count.max(1);
+    println!(
+        "handler: {count} reviews, {:.1} us each",
+        per_call.as_secs_f64() * 1e6
+    );
+    Ok(())
+}
+
 /// Runs `f` in rounds for about `budget`; the median round's time per call.
 fn median_per_call(budget: Duration, mut f: impl FnMut()) -> Duration {
     const ROUNDS: u32 = 11;

@@ -78,6 +78,11 @@ enum Command {
         #[arg(long)]
         response: PathBuf,
     },
+    /// The handler alone, `count` times on one thread (for `valgrind --tool=callgrind` or `perf`).
+    Handler {
+        #[arg(long, default_value_t = 10_000)]
+        count: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -105,6 +110,7 @@ fn main() -> anyhow::Result<()> {
             key,
             response,
         }) => servers::serve_bare(&cert, &key, &response),
+        Some(Command::Handler { count }) => handler::repeat(&identities, count),
         None => {
             let (duration, warmup, patience, retries) = if quick {
                 (1.0, 0.2, 0.0, 0)

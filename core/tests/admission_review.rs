@@ -5,9 +5,10 @@ use std::path::Path;
 
 use base64::Engine as _;
 use podid_core::admission::{ReviewError, Reviewed, error_body, review};
-use podid_core::inject::{Decision, InjectConfig};
+use podid_core::inject::{Decision, InjectConfig, plan};
 use podid_core::model::IdentityIndex;
 use podid_core::objects::parse_identities_yaml;
+use podid_core::pod::PodView;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -386,9 +387,12 @@ fn arb_json() -> impl Strategy<Value = Value> {
 proptest! {
     #[test]
     fn any_object_in_a_review_gets_an_answer_echoing_the_uid(object in arb_json()) {
-        let (review, _, _) = run(&create_review(&object));
+        let (review, decision, _) = run(&create_review(&object));
         prop_assert_eq!(&review["response"]["uid"], UID);
         prop_assert!(review["response"]["allowed"].is_boolean());
+        // The views read from the body decide as the views of the parsed object do.
+        let from_value = plan(&PodView::new(&object, "apps"), &index(), &InjectConfig::default());
+        prop_assert_eq!(decision, Some(from_value));
     }
 
     #[test]

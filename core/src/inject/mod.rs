@@ -33,8 +33,7 @@ pub fn plan(pod: &PodView<'_>, index: &IdentityIndex, cfg: &InjectConfig) -> Dec
         reason,
         message: format!("{pod}: {cause}"),
     };
-    if !pod.has_spec() || pod.containers(ContainerList::Regular).is_empty()
-    {
+    if !pod.has_spec() || pod.containers(ContainerList::Regular).is_empty() {
         return deny(
             DenyReason::Malformed,
             "the object has no spec.containers; is it a Pod?".into(),
@@ -50,11 +49,11 @@ pub fn plan(pod: &PodView<'_>, index: &IdentityIndex, cfg: &InjectConfig) -> Dec
         Ok(injected) => injected,
         Err(cause) => return deny(DenyReason::FakedInjection, cause),
     };
-    let resolved =
-        match resolve_identities(pod.namespace(), pod.labels(), pod.annotations(), index) {
-            Ok(resolved) => resolved,
-            Err(e) => return deny(DenyReason::Unresolved, e.to_string()),
-        };
+    let resolved = match resolve_identities(pod.namespace(), pod.labels(), pod.annotations(), index)
+    {
+        Ok(resolved) => resolved,
+        Err(e) => return deny(DenyReason::Unresolved, e.to_string()),
+    };
     if pod.host_network() {
         if !resolved.is_empty() {
             return deny(

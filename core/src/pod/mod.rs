@@ -181,9 +181,7 @@ impl<'a> PodView<'a> {
 
     /// `spec.hostNetwork`.
     pub fn host_network(&self) -> bool {
-        self.spec()
-            .and_then(|s| s.host_network.0)
-            .unwrap_or(false)
+        self.spec().and_then(|s| s.host_network.0).unwrap_or(false)
     }
 
     /// The containers of one list; empty when absent or not a list.

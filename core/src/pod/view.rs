@@ -110,7 +110,14 @@ macro_rules! from_object {
     )*};
 }
 
-from_object!(PodObject, Metadata, Spec, SecurityContext, Capabilities, Named);
+from_object!(
+    PodObject,
+    Metadata,
+    Spec,
+    SecurityContext,
+    Capabilities,
+    Named
+);
 
 impl<'de: 'a, 'a> FromJson<'de> for ContainerView<'a> {
     fn from_object<A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {

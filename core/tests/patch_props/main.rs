@@ -9,7 +9,10 @@ mod strategies;
 
 use std::sync::LazyLock;
 
-use podid_core::inject::{Decision, DenyReason, PodsWithoutIdentity, SkipReason, plan};
+use podid_core::admission::{self, Reviewed};
+use podid_core::inject::{
+    Decision, DenyReason, InjectConfig, PodsWithoutIdentity, SkipReason, plan,
+};
 use podid_core::model::IdentityIndex;
 use podid_core::objects::parse_identities_yaml;
 use podid_core::pod::PodView;
@@ -141,9 +144,30 @@ fn strip_injection(patched: &Value, original: &Value, case: &Case) -> Result<Val
     Ok(out)
 }
 
+/// Plans `pod` from the view of a `Value` and from the bytes of a review carrying it (what
+/// the webhook parses); both readings must decide alike.
+fn plan_both(pod: &Value, cfg: &InjectConfig) -> Result<Decision, TestCaseError> {
+    let decision = plan(&PodView::new(pod, NS), &INDEX, cfg);
+    let body = serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u", "operation": "CREATE", "namespace": NS, "object": pod,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"}}
+    }))
+    .unwrap();
+    match admission::review(&body, &INDEX, cfg) {
+        Reviewed::Answer {
+            decision: Some(from_bytes),
+            ..
+        } => prop_assert_eq!(&from_bytes, &decision),
+        _ => return Err(TestCaseError::fail("the review of the pod was not planned")),
+    }
+    Ok(decision)
+}
+
 fn check(case: &Case) -> Result<(), TestCaseError> {
     let pod = &case.pod;
-    let decision = plan(&PodView::new(pod, NS), &INDEX, &case.cfg);
+    let decision = plan_both(pod, &case.cfg)?;
     if let Some(name) = proxy_uid_container(pod) {
         let Decision::Deny { reason, message } = &decision else {
             return Err(TestCaseError::fail(format!(
@@ -219,7 +243,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     prop_assert_eq!(&strip_injection(&patched, pod, case)?, pod);
 
     // (c) Idempotent.
-    let again = plan(&PodView::new(&patched, NS), &INDEX, &case.cfg);
+    let again = plan_both(&patched, &case.cfg)?;
     prop_assert_eq!(
         again,
         Decision::Skip {
