@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// How long /ready waits for the default identity's token before reporting ready anyway.
     #[arg(long, env = "PODID_READY_TIMEOUT", value_parser = parse_duration, default_value = "60s")]
     pub ready_timeout: Duration,
+    /// After SIGTERM, keep serving (with /ready failing) this long before closing the listeners.
+    #[arg(long, env = "PODID_SHUTDOWN_DELAY", value_parser = parse_duration, default_value = "0s")]
+    pub shutdown_delay: Duration,
     /// Refuse IMDS paths other than the token endpoint instead of forwarding them.
     #[arg(long, env = "PODID_BLOCK_OTHER_PATHS")]
     pub block_other_paths: bool,

@@ -25,6 +25,9 @@ const MAX_PAUSE: Duration = Duration::from_secs(5);
 pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
     match request.uri().path() {
         "/live" => json_response(200, r#"{"status":"live"}"#.to_owned()),
+        "/ready" if shared.draining.load(Ordering::Acquire) => {
+            ErrorReply::new(503, "shutting_down", "the proxy is shutting down").into_response()
+        }
         "/ready" if shared.ready.load(Ordering::Acquire) => {
             json_response(200, r#"{"status":"ready"}"#.to_owned())
         }

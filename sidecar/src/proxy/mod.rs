@@ -29,14 +29,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use podid_core::proxy_config::ProxyIdentity;
 use rustls::RootCertStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -70,6 +70,9 @@ pub struct Config {
     pub aad_authority: String,
     /// Roots trusted for Azure AD; `None` for the platform's (honouring `SSL_CERT_FILE`).
     pub tls_roots: Option<RootCertStore>,
+    /// After the shutdown signal, keep serving (with `/ready` failing) this long before
+    /// closing the listeners; in-flight requests then still finish.
+    pub shutdown_delay: Duration,
 }
 
 impl Config {
@@ -80,6 +83,7 @@ impl Config {
             admin_listen: SocketAddr::from(([0, 0, 0, 0], podid_core::names::PROXY_ADMIN_PORT)),
             identities,
             ready_timeout: Duration::from_secs(60),
+            shutdown_delay: Duration::ZERO,
             block_other_paths: false,
             imds_endpoint: SocketAddr::from(([169, 254, 169, 254], 80)),
             retry: RetryPolicy::default(),
@@ -119,6 +123,8 @@ pub struct Shared {
     imds: Imds,
     metrics: Arc<Metrics>,
     ready: AtomicBool,
+    /// Set once shutdown has begun: `/ready` fails while requests are still served.
+    draining: AtomicBool,
     block_other_paths: bool,
     forward_timeout: Duration,
 }
@@ -130,6 +136,7 @@ pub struct Proxy {
     listener: TcpListener,
     admin_listener: TcpListener,
     ready_timeout: Duration,
+    shutdown_delay: Duration,
 }
 
 /// Checks `config` and binds both listeners.
@@ -145,6 +152,7 @@ pub async fn bind(config: Config) -> Result<Proxy, BindError> {
         cache_size,
         aad_authority,
         tls_roots,
+        shutdown_delay,
     } = config;
     let configs = identities.clone();
     let identities: Arc<[Identity]> = identities
@@ -166,6 +174,7 @@ pub async fn bind(config: Config) -> Result<Proxy, BindError> {
         imds,
         metrics,
         ready: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
         block_other_paths,
         forward_timeout: retry.attempt_timeout,
     });
@@ -174,6 +183,7 @@ pub async fn bind(config: Config) -> Result<Proxy, BindError> {
         listener: listen_on("IMDS", listen).await?,
         admin_listener: listen_on("admin", admin_listen).await?,
         ready_timeout,
+        shutdown_delay,
     })
 }
 
@@ -213,10 +223,12 @@ impl Proxy {
             listener,
             admin_listener,
             ready_timeout,
+            shutdown_delay,
         } = self;
         let (stop, stopped) = watch::channel(false);
         let warm_up = tokio::spawn(admin::warm_up(shared.clone(), ready_timeout));
         let token_shared = shared.clone();
+        let draining = shared.clone();
         let imds = tokio::spawn(server::serve(
             "IMDS",
             listener,
@@ -230,8 +242,14 @@ impl Proxy {
             stopped,
         ));
         shutdown.await;
-        let _ = stop.send(true);
         warm_up.abort();
+        draining.draining.store(true, Ordering::Release);
+        if !shutdown_delay.is_zero() {
+            // The kubelet and the app see /ready fail while tokens are still served.
+            info!(delay = ?shutdown_delay, "shutting down: not ready; still serving");
+            tokio::time::sleep(shutdown_delay).await;
+        }
+        let _ = stop.send(true);
         let _ = tokio::join!(imds, admin);
     }
 }
@@ -272,6 +290,7 @@ fn config_from(args: ServeArgs) -> (Config, LogFormat, String) {
         admin_listen,
         identities,
         ready_timeout,
+        shutdown_delay,
         block_other_paths,
         imds_endpoint,
         upstream_deadline,
@@ -297,6 +316,7 @@ fn config_from(args: ServeArgs) -> (Config, LogFormat, String) {
         cache_size,
         aad_authority,
         tls_roots: None,
+        shutdown_delay,
     };
     (config, log_format, log)
 }

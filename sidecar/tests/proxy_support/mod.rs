@@ -139,7 +139,8 @@ pub fn der(pem: &str) -> Vec<u8> {
 pub struct Running {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
-    _stop: oneshot::Sender<()>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -147,13 +148,31 @@ impl Running {
         let proxy = proxy::bind(config).await.unwrap();
         let (addr, admin) = (proxy.addr(), proxy.admin_addr());
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(proxy.run(async {
+        let task = tokio::spawn(proxy.run(async {
             let _ = stopped.await;
         }));
         Self {
             addr,
             admin,
-            _stop: stop,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Starts the shutdown (what SIGTERM does in the binary).
+    pub fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Waits up to 30 s for `run` to return after [`shutdown`](Self::shutdown).
+    pub async fn stopped(&mut self) {
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("the proxy stops in time")
+                .expect("the proxy does not panic");
         }
     }
 
