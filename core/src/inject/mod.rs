@@ -153,7 +153,7 @@ fn skip_reason(pod: &PodView<'_>, cfg: &InjectConfig) -> Option<SkipReason> {
     }
     cfg.exceptions
         .iter()
-        .find(|s| s.matches(&labels))
+        .find(|s| s.matches(labels))
         .map(|s| SkipReason::Exception(s.to_string()))
 }
 
