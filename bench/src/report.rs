@@ -8,8 +8,8 @@ use crate::cpu::Cpu;
 use crate::handler::HandlerCost;
 use crate::load::Measured;
 
-/// Goal: podid's closed-loop throughput over the bare server's.
-pub const GOAL_RATIO: f64 = 0.80;
+/// Goal (issue 12): podid's closed-loop throughput over the bare server's.
+pub const GOAL_RATIO: f64 = 0.60;
 /// Goal: podid's p99 at the fixed rate.
 pub const GOAL_P99: Duration = Duration::from_millis(2);
 
@@ -169,7 +169,7 @@ fn footer(s: &mut String, setup: &Setup, ratio: f64, closed: &[Row], open: &[Row
     );
     let _ = writeln!(
         s,
-        "podid handler alone, one thread: {:.0} us per review, of which {:.0} us parsing the JSON",
+        "podid handler alone, one thread: {:.0} us per review (parsing the body into a serde_json::Value, which it no longer does: {:.0} us)",
         setup.handler.review.as_secs_f64() * 1e6,
         setup.handler.parse.as_secs_f64() * 1e6
     );

@@ -108,3 +108,114 @@ async fn certificate_rewritten_on_disk_is_served_without_restart_or_failed_reque
             .is_err()
     );
 }
+
+/// Replacements in the rotation test: new leaves under the same CA and new CAs, alternating.
+const REPLACEMENTS: usize = 10;
+/// The client's rate of fresh TLS connections, one request each.
+const RATE_PER_SECOND: u64 = 200;
+
+type Bundle = std::sync::RwLock<Arc<rustls::ClientConfig>>;
+
+/// Makes `config` the trusted bundle; returns the generation it replaced.
+fn publish(
+    bundle: &Bundle,
+    pending: &std::sync::Mutex<Vec<usize>>,
+    config: Arc<rustls::ClientConfig>,
+) -> usize {
+    let mut pending = pending.lock().unwrap();
+    *bundle.write().unwrap() = config;
+    pending.push(0);
+    pending.len() - 2
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_replacements_new_leaf_then_new_ca_under_200_fresh_connections_a_second_fail_none() {
+    let server = TestServer::start().await;
+    // The CA bundle the client trusts, as the self-managed rotation publishes it in
+    // the webhook configuration: old and new CA while they overlap.
+    let bundle = Arc::new(std::sync::RwLock::new(client_config(&[&server.ca])));
+    // Connections opened under each bundle and not finished yet, by bundle generation.
+    let pending = Arc::new(std::sync::Mutex::new(vec![0usize]));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn({
+        let (addr, bundle, failures, stop) =
+            (server.addr, bundle.clone(), failures.clone(), stop.clone());
+        let pending = pending.clone();
+        async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_micros(
+                1_000_000 / RATE_PER_SECOND,
+            ));
+            let mut requests = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                // Under the lock `publish` takes: the bundle and its generation go together.
+                let (config, generation) = {
+                    let mut pending = pending.lock().unwrap();
+                    *pending.last_mut().unwrap() += 1;
+                    (Arc::clone(&bundle.read().unwrap()), pending.len() - 1)
+                };
+                let (failures, pending, i) = (failures.clone(), pending.clone(), requests.len());
+                requests.push(tokio::spawn(async move {
+                    if let Err(e) = one_request(addr, config, i).await {
+                        failures.lock().unwrap().push(e);
+                    }
+                    pending.lock().unwrap()[generation] -= 1;
+                }));
+            }
+            let sent = requests.len();
+            for request in requests {
+                request.await.unwrap();
+            }
+            sent
+        }
+    });
+
+    // The CA signing the current leaf: the server's own first, then each new one.
+    let mut owned: Option<TestCa> = None;
+    let started = std::time::Instant::now();
+    for round in 0..REPLACEMENTS {
+        let signer = owned.as_ref().unwrap_or(&server.ca);
+        let fresh = (round % 2 == 1).then(TestCa::new);
+        let issuer = fresh.as_ref().unwrap_or(signer);
+        let both = client_config(&[signer, issuer]);
+        if fresh.is_some() {
+            // As the self-managed rotation does: the new CA is trusted before it serves,
+            // long enough for connections opened under the old bundle to be done.
+            let before = publish(&bundle, &pending, both.clone());
+            eventually("connections opened under the old bundle are done", || {
+                let done = pending.lock().unwrap()[before] == 0;
+                async move { done.then_some(()) }
+            })
+            .await;
+        }
+        let pair = issuer.leaf(&SANS);
+        let leaf = CertificateDer::from_pem_slice(pair.0.as_bytes()).unwrap();
+        write_pair(&server.cert_path, &server.key_path, &pair);
+        eventually("the new certificate is served", || {
+            let (probe, leaf) = (both.clone(), leaf.clone());
+            async move {
+                let conn = Conn::tls(server.addr, probe).await.ok()?;
+                (conn.tls.as_ref()?.leaf == leaf).then_some(())
+            }
+        })
+        .await;
+        // Traffic on the new certificate for a while before the next replacement.
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        if let Some(fresh) = fresh {
+            // The overlap ends: only the new CA is trusted from now on.
+            publish(&bundle, &pending, client_config(&[&fresh]));
+            owned = Some(fresh);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = load.await.unwrap();
+    let failures = failures.lock().unwrap().clone();
+    println!(
+        "rotation: {REPLACEMENTS} replacements in {:.1?}, {sent} requests on fresh connections, {} failed",
+        started.elapsed(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    assert!(sent >= 200, "the load ran: {sent} requests");
+}
