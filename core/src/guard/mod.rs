@@ -225,7 +225,10 @@ pub fn decide(pod: &PodView<'_>, policy: &GuardPolicy) -> Verdict {
     if pod.host_network() {
         return Verdict::HostNetwork;
     }
-    let phase = pod.raw().pointer("/status/phase").and_then(Value::as_str);
+    let phase = pod
+        .raw()
+        .and_then(|raw| raw.pointer("/status/phase"))
+        .and_then(Value::as_str);
     if matches!(phase, Some("Succeeded" | "Failed")) {
         return Verdict::Finished;
     }
@@ -239,7 +242,7 @@ pub fn decide(pod: &PodView<'_>, policy: &GuardPolicy) -> Verdict {
     if policy.allowed_namespaces.contains(pod.namespace()) {
         return Verdict::Allow(AllowReason::Namespace);
     }
-    if policy.exceptions.iter().any(|s| s.matches(&labels)) {
+    if policy.exceptions.iter().any(|s| s.matches(labels)) {
         return Verdict::Allow(AllowReason::Exception);
     }
     match injected(pod, policy) {
@@ -254,7 +257,7 @@ fn injected(pod: &PodView<'_>, policy: &GuardPolicy) -> Result<(), BlockReason> 
     if pod.labels().get(names::INJECTED_LABEL).map(String::as_str) != Some("true") {
         return Err(BlockReason::NotInjected);
     }
-    let status = pod.annotations().remove(names::STATUS_ANNOTATION);
+    let status = pod.annotations().get(names::STATUS_ANNOTATION).cloned();
     let parsed = status.and_then(|s| serde_json::from_str::<InjectionStatus>(&s).ok());
     if parsed.is_none() {
         return Err(BlockReason::StatusUnreadable);
@@ -264,7 +267,7 @@ fn injected(pod: &PodView<'_>, policy: &GuardPolicy) -> Result<(), BlockReason> 
         .into_iter()
         .find_map(|list| Some((list, pod.find_container(list, names::PROXY_CONTAINER)?.1)))
         .ok_or(BlockReason::NoProxy)?;
-    let image = proxy.get("image").and_then(Value::as_str);
+    let image = proxy.image();
     if policy
         .proxy_image
         .as_deref()
@@ -278,7 +281,7 @@ fn injected(pod: &PodView<'_>, policy: &GuardPolicy) -> Result<(), BlockReason> 
     };
     let running = pod
         .raw()
-        .pointer(statuses)
+        .and_then(|raw| raw.pointer(statuses))
         .and_then(Value::as_array)
         .into_iter()
         .flatten()

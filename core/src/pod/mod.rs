@@ -109,6 +109,15 @@ impl<'a> PodView<'a> {
         }
     }
 
+    /// The object, when the view was made of a parsed `Value` ([`PodView::new`]); views
+    /// read from a review body have none (the planner never needs it).
+    pub fn raw(&self) -> Option<&'a Value> {
+        match self.source {
+            Source::Value(v) => Some(v),
+            Source::Review(_) => None,
+        }
+    }
+
     /// The namespace the pod is created in.
     pub fn namespace(&self) -> &str {
         &self.namespace

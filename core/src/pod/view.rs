@@ -68,6 +68,8 @@ pub struct ContainerView<'a> {
     #[serde(borrow, default)]
     name: Lenient<Cow<'a, str>>,
     #[serde(borrow, default)]
+    image: Lenient<Cow<'a, str>>,
+    #[serde(borrow, default)]
     env: Lenient<Vec<Named<'a>>>,
     #[serde(borrow, default, rename = "securityContext")]
     security_context: Lenient<SecurityContext<'a>>,
@@ -140,6 +142,11 @@ impl ContainerView<'_> {
     /// `name`, empty if absent.
     pub fn name(&self) -> &str {
         self.name.0.as_deref().unwrap_or_default()
+    }
+
+    /// `image`, when it is a string.
+    pub fn image(&self) -> Option<&str> {
+        self.image.0.as_deref()
     }
 
     /// Whether `env` exists as a list.
