@@ -83,7 +83,7 @@ fn duplicate_keys_in_every_read_field_are_denied() {
 
 #[test]
 fn duplicate_keys_in_fields_podid_does_not_read_change_nothing() {
-    let (review, decision) = answer(&pod(r#"[{"name":"app","image":"a","image":"b"}]"#));
+    let (review, decision) = answer(&pod(r#"[{"name":"app","command":["a"],"command":["b"]}]"#));
     assert!(
         matches!(decision, Some(Decision::Inject { .. })),
         "{review}"
