@@ -57,13 +57,17 @@ pub fn measure(body: &[u8], index: &IdentityIndex, budget: Duration) -> HandlerC
 }
 
 /// Runs the handler `count` times on the bench's pod and prints the time per call.
-pub fn repeat(identities: &Path, count: u32) -> anyhow::Result<()> {
+pub fn repeat(identities: &Path, count: u32, value_parse: bool) -> anyhow::Result<()> {
     let index = load_index(identities)?;
     let body = crate::pod::admission_review();
     let cfg = inject_config();
     let started = Instant::now();
     for _ in 0..count {
-        if let Reviewed::Answer { review, .. } = admission::review(black_box(&body), &index, &cfg) {
+        if value_parse {
+            black_box(serde_json::from_slice::<Value>(black_box(&body)).is_ok());
+        } else if let Reviewed::Answer { review, .. } =
+            admission::review(black_box(&body), &index, &cfg)
+        {
             black_box(serde_json::to_vec(&review).map(|v| v.len()).unwrap_or(0));
         }
     }

@@ -82,6 +82,9 @@ enum Command {
     Handler {
         #[arg(long, default_value_t = 10_000)]
         count: u32,
+        /// Loop `serde_json::from_slice::<Value>` of the body instead (the old parse, for reference).
+        #[arg(long)]
+        value_parse: bool,
     },
 }
 
@@ -110,7 +113,9 @@ fn main() -> anyhow::Result<()> {
             key,
             response,
         }) => servers::serve_bare(&cert, &key, &response),
-        Some(Command::Handler { count }) => handler::repeat(&identities, count),
+        Some(Command::Handler { count, value_parse }) => {
+            handler::repeat(&identities, count, value_parse)
+        }
         None => {
             let (duration, warmup, patience, retries) = if quick {
                 (1.0, 0.2, 0.0, 0)
