@@ -13,6 +13,7 @@ mod pod;
 mod report;
 mod run;
 mod servers;
+mod slow;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,6 +79,13 @@ enum Command {
         #[arg(long)]
         response: PathBuf,
     },
+    /// A normal client's latency with idle keep-alive connections and slowloris clients open.
+    SlowClients {
+        #[arg(long, default_value_t = 1000)]
+        idle: usize,
+        #[arg(long, default_value_t = 100)]
+        slowloris: usize,
+    },
     /// The handler alone, `count` times on one thread (for `valgrind --tool=callgrind` or `perf`).
     Handler {
         #[arg(long, default_value_t = 10_000)]
@@ -113,6 +121,7 @@ fn main() -> anyhow::Result<()> {
             key,
             response,
         }) => servers::serve_bare(&cert, &key, &response),
+        Some(Command::SlowClients { idle, slowloris }) => slow::run(&identities, idle, slowloris),
         Some(Command::Handler { count, value_parse }) => {
             handler::repeat(&identities, count, value_parse)
         }

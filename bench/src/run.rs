@@ -104,7 +104,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<()> {
 
 /// The serving certificate (for the Service name the client dials), its key and the canned
 /// answer, written where the server processes can read them.
-fn write_files(
+pub(crate) fn write_files(
     dir: &Path,
     ca: &TestCa,
     canned: &[u8],
