@@ -8,7 +8,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 use podid_core::duration::parse_duration;
 
 use crate::config::{EndpointOverrides, WorkloadIdentityFlags};
-use crate::run::{Config, LeaderElection};
+use crate::run::{Config, LeaderElection, LocalCluster};
 
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -96,6 +96,15 @@ pub struct ControllerArgs {
     /// Longest wait at shutdown for running ARM operations to stop and the Lease to be released.
     #[arg(long, env = "PODID_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub shutdown_timeout: Duration,
+    /// Read Pods, Nodes, Namespaces, AzureIdentity and AzureIdentityBinding objects from this
+    /// multi-document YAML file (re-read when it changes) instead of the API server; no leader
+    /// election, Events and conditions go to the log.
+    #[arg(long, env = "PODID_CLUSTER_FILE")]
+    pub cluster_file: Option<PathBuf>,
+    /// With --cluster-file: the JSON file recording which identities the controller added
+    /// (default: the cluster file's path with `.state.json` appended).
+    #[arg(long, env = "PODID_STATE_FILE", requires = "cluster_file")]
+    pub state_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "PODID_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -138,11 +147,14 @@ impl ControllerArgs {
             arm_ca_file,
             immutable_identities,
             shutdown_timeout,
+            cluster_file,
+            state_file,
             log_format: _,
             log: _,
         } = self;
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let leader_election = leader_elect
+        // A cluster file has no Lease to contest: that run always acts.
+        let leader_election = (leader_elect && cluster_file.is_none())
             .then(|| {
                 let identity = leader_elect_identity.or_else(|| env("HOSTNAME"))?;
                 Some(LeaderElection {
@@ -181,6 +193,14 @@ impl ControllerArgs {
                 .map(str::to_owned)
                 .collect(),
             shutdown_timeout,
+            cluster_file: cluster_file.map(|cluster_file| LocalCluster {
+                state_file: state_file.unwrap_or_else(|| {
+                    let mut path = cluster_file.clone().into_os_string();
+                    path.push(".state.json");
+                    path.into()
+                }),
+                cluster_file,
+            }),
         })
     }
 }
@@ -307,6 +327,23 @@ mod tests {
             cfg.endpoints.authority_host.as_deref(),
             Some("https://login.env")
         );
+    }
+
+    #[test]
+    fn a_cluster_file_turns_leader_election_off_and_names_a_state_file() {
+        let args = ControllerArgs::try_parse_from(["c", "--cluster-file=/tmp/c.yaml"]).unwrap();
+        let cfg = args.to_config(no_env).unwrap();
+        assert!(
+            cfg.leader_election.is_none(),
+            "no Lease without an API server"
+        );
+        let local = cfg.cluster_file.unwrap();
+        assert_eq!(local.state_file, PathBuf::from("/tmp/c.yaml.state.json"));
+        let args =
+            ControllerArgs::try_parse_from(["c", "--cluster-file=c", "--state-file=s"]).unwrap();
+        let local = args.to_config(no_env).unwrap().cluster_file.unwrap();
+        assert_eq!(local.state_file, PathBuf::from("s"));
+        assert!(ControllerArgs::try_parse_from(["c", "--state-file=s"]).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod config;
 pub mod exec;
 pub mod kube;
+pub mod local;
 pub mod metrics;
 pub mod plan;
 pub mod run;

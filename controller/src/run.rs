@@ -1,4 +1,4 @@
-//! The controller process: Azure settings, watchers, admin server, leader election, and per leadership term the executor and pod reports.
+//! The controller process: Azure settings, the cluster source (API server watchers, or `--cluster-file`), admin server, leader election, and per leadership term the executor and pod reports.
 //!
 //! ```text
 //! watchers ─▶ ClusterIndex ─(debounced)─▶ desired_state ─▶ Executor (ARM) ─▶ Reports ─┐
@@ -18,10 +18,8 @@ use std::time::Duration;
 
 use ::kube::Client;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::admin::{self, AdminState, GlueMetrics};
 use crate::arm::{
     ArmClient, ArmClientConfig, ArmClientError, TransportError, TrustRoots, roots_from_pem,
 };
@@ -30,14 +28,15 @@ use crate::config::{
     CloudConfig, ConfigError, EndpointOverrides, WorkloadIdentityFlags, choose_credential,
     resolve_endpoints,
 };
-use crate::exec::{ExecConfig, Executor, Submitter};
-use crate::kube::{
-    ClusterIndex, ConfigMapStore, Debounce, KubePodSink, Leadership, LeaseSettings,
-    LeaseSettingsError, ObservingArm, StatusFeed, Trigger, watch_cluster,
-};
+use crate::kube::{ClusterIndex, Leadership, LeaseSettings, LeaseSettingsError, watch_cluster};
+use crate::local::{ClusterFile, SourceError, stamp, watch_file};
 use crate::metrics::Metrics;
-use crate::plan::{Policy, desired_state};
-use crate::seams::{Arm, SystemClock};
+use crate::plan::Policy;
+use crate::seams::Arm;
+
+mod serve;
+
+use self::serve::{KubeOutputs, LocalOutputs, Parts, serve};
 
 /// Leader-election flags.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +78,17 @@ pub struct Config {
     pub immutable_identities: Vec<String>,
     /// Longest wait at shutdown.
     pub shutdown_timeout: Duration,
+    /// Read the cluster from this file instead of the API server (`--cluster-file`).
+    pub cluster_file: Option<LocalCluster>,
+}
+
+/// `--cluster-file` runs: where the cluster and the ownership records are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalCluster {
+    /// Pods, Nodes, Namespaces, AzureIdentity and AzureIdentityBinding objects (YAML).
+    pub cluster_file: PathBuf,
+    /// The ownership records (JSON).
+    pub state_file: PathBuf,
 }
 
 /// Why the controller could not start.
@@ -110,6 +120,9 @@ pub enum RunError {
     /// Leader-election flags.
     #[error(transparent)]
     Lease(#[from] LeaseSettingsError),
+    /// The `--cluster-file`.
+    #[error(transparent)]
+    ClusterFile(#[from] SourceError),
     /// The admin listener.
     #[error("binding the admin server to {addr}: {source}")]
     Bind {
@@ -174,24 +187,13 @@ pub struct Wiring<A> {
     pub metrics: Metrics,
 }
 
-/// What every leadership term shares.
-struct Shared<A> {
-    client: Client,
-    namespace: String,
-    state_configmap: String,
-    reporter: String,
-    arm: Arc<A>,
-    policy: Policy,
-    exec: ExecConfig,
-    index: Arc<ClusterIndex>,
-    glue: GlueMetrics,
-    shutdown_timeout: Duration,
-}
-
 /// Runs the controller until `shutdown` completes, then stops acting and releases the Lease.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), RunError> {
     let metrics = Metrics::new();
     let (arm, policy) = azure(&cfg, &metrics)?;
+    if let Some(local) = cfg.cluster_file.clone() {
+        return run_local(cfg, local, arm, policy, metrics, shutdown).await;
+    }
     let client = Client::try_default().await?;
     let wiring = Wiring {
         client,
@@ -212,56 +214,69 @@ pub async fn run_wired<A: Arm>(
         client,
         arm,
         policy,
-        mut metrics,
+        metrics,
     } = wiring;
-    let glue = GlueMetrics::register(&mut metrics);
-    let exec = ExecConfig {
-        metrics: metrics.exec.clone(),
-        ..ExecConfig::default()
-    };
+    let listener = bind(cfg.admin_listen).await?;
     let namespace = cfg
         .release_namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_owned());
-    let addr = cfg.admin_listen;
-    let listener = bind(addr).await?;
     let leadership = match &cfg.leader_election {
         None => Leadership::always(),
         Some(le) => Leadership::start(client.clone(), lease_settings(le, &namespace))?,
     };
-    let index = Arc::new(ClusterIndex::new());
-    let watcher = tokio::spawn(watch_cluster(client.clone(), Arc::clone(&index)));
-    let (stop_tx, stop) = watch::channel(false);
-    let admin_state = AdminState {
-        index: Arc::clone(&index),
-        metrics: Arc::new(metrics),
-    };
-    let admin = tokio::spawn(admin::serve(
-        listener,
-        admin_state,
-        until_true(stop.clone()),
-    ));
-    info!(%namespace, %addr, "controller started");
-    let reporter = cfg.leader_election.as_ref().map(|l| l.identity.clone());
-    let shared = Shared {
-        reporter: reporter.unwrap_or_else(|| "podid-controller".into()),
-        client,
+    info!(%namespace, "watching the API server");
+    let outputs = KubeOutputs {
+        reporter: cfg
+            .leader_election
+            .as_ref()
+            .map_or_else(|| "podid-controller".to_owned(), |l| l.identity.clone()),
+        client: client.clone(),
         namespace,
         state_configmap: cfg.state_configmap.clone(),
-        arm: Arc::new(arm),
-        policy,
-        exec,
-        index,
-        glue,
-        shutdown_timeout: cfg.shutdown_timeout,
     };
-    shared
-        .until_shutdown(leadership, stop_tx, stop, shutdown)
-        .await;
-    watcher.abort();
-    let _ = admin.await;
-    info!("stopped");
-    Ok(())
+    let source = |index| watch_cluster(client, index);
+    let parts = Parts {
+        listener,
+        arm,
+        policy,
+        metrics,
+        leadership,
+    };
+    serve(&cfg, parts, outputs, source, shutdown).await
+}
+
+/// `--cluster-file`: the cluster from a file, records in a file, reports in the log; always leads.
+/// [`run`] calls it for a [`Config`] with `cluster_file`; tests call it with their own ARM.
+pub async fn run_local<A: Arm>(
+    cfg: Config,
+    local: LocalCluster,
+    arm: A,
+    policy: Policy,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let LocalCluster {
+        cluster_file,
+        state_file,
+    } = local;
+    let listener = bind(cfg.admin_listen).await?;
+    let seen = stamp(&cluster_file);
+    let first = ClusterFile::read(&cluster_file)?;
+    info!(cluster_file = %cluster_file.display(), state_file = %state_file.display(),
+          "reading the cluster from a file; no API server");
+    let source = move |index: Arc<ClusterIndex>| {
+        first.apply_to(&index);
+        watch_file(cluster_file, index, seen)
+    };
+    let parts = Parts {
+        listener,
+        arm,
+        policy,
+        metrics,
+        leadership: Leadership::always(),
+    };
+    serve(&cfg, parts, LocalOutputs(state_file), source, shutdown).await
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
@@ -278,117 +293,5 @@ fn lease_settings(le: &LeaderElection, namespace: &str) -> LeaseSettings {
         lease_duration: le.lease_duration,
         renew_deadline: le.renew_deadline,
         retry_period: le.retry_period,
-    }
-}
-
-/// Completes once `rx` holds `true` (or its sender is gone).
-async fn until_true(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|v| *v).await;
-}
-
-impl<A: Arm> Shared<A> {
-    /// Leads whenever elected until `shutdown`; then ends the term and releases the Lease.
-    async fn until_shutdown(
-        &self,
-        leadership: Leadership,
-        stop_tx: watch::Sender<bool>,
-        stop: watch::Receiver<bool>,
-        shutdown: impl Future<Output = ()> + Send,
-    ) {
-        let terms = self.terms(leadership.subscribe(), stop);
-        tokio::pin!(terms);
-        tokio::select! {
-            () = shutdown => info!("shutting down"),
-            () = &mut terms => {}
-        }
-        let _ = stop_tx.send(true);
-        terms.await;
-        leadership.shutdown(self.shutdown_timeout).await;
-    }
-
-    /// Leads whenever elected, until stopped.
-    async fn terms(&self, mut leading: watch::Receiver<bool>, stop: watch::Receiver<bool>) {
-        loop {
-            tokio::select! {
-                () = until_true(stop.clone()) => return,
-                elected = leading.wait_for(|l| *l) => if elected.is_err() { return },
-            }
-            self.glue.leader.set(1);
-            self.term(leading.clone(), stop.clone()).await;
-            self.glue.leader.set(0);
-            if *stop.borrow() {
-                return;
-            }
-        }
-    }
-
-    /// One leadership term: an executor and a status task, until leadership is lost or stopped.
-    async fn term(&self, mut leading: watch::Receiver<bool>, stop: watch::Receiver<bool>) {
-        info!("leading: starting the executor");
-        let sink = KubePodSink::new(self.client.clone(), self.reporter.clone());
-        let (feed, status) = StatusFeed::new(sink);
-        let status = tokio::spawn(status);
-        let store = ConfigMapStore::new(
-            self.client.clone(),
-            &self.namespace,
-            self.state_configmap.clone(),
-        );
-        let arm = ObservingArm::new(Arc::clone(&self.arm), feed.clone());
-        let (executor, mut reports) = Executor::new(
-            arm,
-            store,
-            SystemClock,
-            self.policy.clone(),
-            self.exec.clone(),
-        );
-        let submitter = executor.submitter();
-        let (end_tx, end) = watch::channel(false);
-        let mut exec = tokio::spawn(executor.run(until_true(end)));
-        let forward = async {
-            while let Some(report) = reports.recv().await {
-                feed.report(report);
-            }
-        };
-        tokio::select! {
-            () = until_true(stop) => {}
-            _ = leading.wait_for(|l| !*l) => warn!("lost leadership: stopping the executor"),
-            () = self.passes(submitter, feed.clone()) => {}
-            () = forward => {}
-            _ = &mut exec => warn!("the executor ended on its own"),
-        }
-        let _ = end_tx.send(true);
-        if tokio::time::timeout(self.shutdown_timeout, &mut exec)
-            .await
-            .is_err()
-        {
-            warn!("the executor did not stop in time; abandoning its rounds");
-            exec.abort();
-        }
-        // A former leader must not keep telling pods anything.
-        status.abort();
-    }
-
-    /// Submits a desired state once the index is synced, then after every settled burst of changes.
-    async fn passes(&self, submitter: Submitter, feed: StatusFeed) {
-        let mut changes = self.index.subscribe();
-        while !self.index.is_synced() {
-            if changes.changed().await.is_err() {
-                return;
-            }
-        }
-        let mut trigger = Trigger::new(self.index.subscribe(), Debounce::default());
-        loop {
-            let snapshot = self.index.snapshot();
-            let desired = desired_state(&snapshot.view());
-            self.glue.passes.inc();
-            self.glue
-                .pods
-                .set(i64::try_from(desired.pods.len()).unwrap_or(i64::MAX));
-            feed.pass(Arc::new(desired.clone()), snapshot.conditions);
-            submitter.submit(desired);
-            if !trigger.settled().await {
-                return;
-            }
-        }
     }
 }

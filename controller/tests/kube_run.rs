@@ -111,6 +111,7 @@ fn config() -> Config {
         arm_ca_file: None,
         immutable_identities: vec![],
         shutdown_timeout: Duration::from_secs(5),
+        cluster_file: None,
     }
 }
 

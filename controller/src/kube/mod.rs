@@ -38,7 +38,7 @@ pub use self::status::{
     Observed, PodEvent, PodWrite, REASON_ASSIGNED, REASON_FAILED, StatusBook, Verdict, judge,
     reasons,
 };
-pub use self::store::{ConfigMapStore, key_of};
+pub use self::store::{ConfigMapStore, decode, encode, key_of};
 pub use self::trigger::{Debounce, Trigger};
 pub use self::watch::{
     identity_resource, namespace_selector, pod_selector, updates, watch_cluster,

@@ -81,6 +81,20 @@ pub fn decode(data: &BTreeMap<String, String>) -> BTreeMap<Target, TargetOwnersh
     out
 }
 
+/// The stored value of `target`'s records; `None` (no key) when they are empty.
+pub fn encode(target: &Target, records: &TargetOwnership) -> Result<Option<String>, StoreError> {
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let entry = Entry {
+        target: target.arm_id(),
+        identities: records.clone(),
+    };
+    serde_json::to_string(&entry)
+        .map(Some)
+        .map_err(|e| StoreError(format!("encoding the records of {target}: {e}")))
+}
+
 /// The ownership records in ConfigMap `name` of `namespace`.
 ///
 /// # Guarantees
@@ -170,17 +184,7 @@ impl OwnershipStore for ConfigMapStore {
 
     async fn save(&self, target: &Target, records: &TargetOwnership) -> Result<(), StoreError> {
         let key = key_of(target);
-        let value = if records.is_empty() {
-            None
-        } else {
-            let entry = Entry {
-                target: target.arm_id(),
-                identities: records.clone(),
-            };
-            let text = serde_json::to_string(&entry)
-                .map_err(|e| StoreError(format!("encoding the records of {target}: {e}")))?;
-            Some(text)
-        };
+        let value = encode(target, records)?;
         for attempt in 1..=MAX_ATTEMPTS {
             if self.try_save(&key, value.as_deref()).await? {
                 return Ok(());
