@@ -1,9 +1,13 @@
 # podid: the two commands a fresh machine needs are `make demo` and `make test`.
 .PHONY: demo test deps lint unit bench
 
-# The main job: inject the example pod as the webhook would admit it.
+# The main job: podid's whole flow on one machine (demo/): the Azure stand-in, the
+# webhook over TLS, the controller's PATCH, and as root a pod with podid-init,
+# podid-proxy and an Azure SDK. The same build as the test suite's, so neither
+# rebuilds the other's programs.
 demo:
-	cargo run --quiet -p podid-webhook --bin podid -- inject -f examples/pod.yaml --identities-file examples/identities.yaml
+	cargo build --quiet --workspace --all-features --bins
+	$${CARGO_TARGET_DIR:-target}/debug/podid-demo
 
 # Everything CI runs: installs what the suite needs, then lint and every test.
 test: deps lint unit

@@ -66,34 +66,10 @@ fn prepare(http: &Path) -> Result<Bins, String> {
     if !prebuilt {
         build(&out_dir)?;
     }
-    let root = workspace_root();
-    let clients = root.join("tests/clients");
-    let mut bins = Bins {
-        proxy: out_dir.join("podid-proxy"),
-        emulator: out_dir.join("podid-azure-emulator"),
-        podid: out_dir.join("podid"),
-        rust_client: out_dir.join("podid-sdk-client-rust"),
-        node_guard: out_dir.join("podid-node-guard"),
-        http: http.to_path_buf(),
-        python_dir: clients.join("python"),
-        node_dir: clients.join("node"),
-        _staging: None,
-    };
-    for program in [
-        &bins.proxy,
-        &bins.emulator,
-        &bins.podid,
-        &bins.rust_client,
-        &bins.node_guard,
-    ] {
-        if prebuilt && !program.is_file() {
-            return Err(format!(
-                "{} is missing: run `cargo {}` ({PREBUILT_ENV} is set, so the tests do not build)",
-                program.display(),
-                BUILD_ARGS.join(" ")
-            ));
-        }
-    }
+    let bins = Bins::in_dir(&out_dir, http).map_err(|e| match prebuilt {
+        true => format!("{e} ({PREBUILT_ENV} is set, so the tests do not build)"),
+        false => e,
+    })?;
     for (installed, what) in [
         (
             bins.python_dir.join(".venv/bin/python"),
@@ -111,10 +87,48 @@ fn prepare(http: &Path) -> Result<Bins, String> {
             ));
         }
     }
-    if !readable_by_others(&out_dir) || !readable_by_others(&clients) {
-        stage(&mut bins)?;
-    }
     Ok(bins)
+}
+
+impl Bins {
+    /// The programs built into `out_dir` (`target/<profile>`), `http` being
+    /// podid-e2e-http, and the SDK clients of the work tree (which need
+    /// scripts/install-test-deps.sh for Python and Node; Rust's is a program).
+    /// Copied to a world-readable place when uids 1000 and 1501 could not run them.
+    pub fn in_dir(out_dir: &Path, http: &Path) -> Result<Self, String> {
+        let clients = workspace_root().join("tests/clients");
+        let mut bins = Bins {
+            proxy: out_dir.join("podid-proxy"),
+            emulator: out_dir.join("podid-azure-emulator"),
+            podid: out_dir.join("podid"),
+            rust_client: out_dir.join("podid-sdk-client-rust"),
+            node_guard: out_dir.join("podid-node-guard"),
+            http: http.to_path_buf(),
+            python_dir: clients.join("python"),
+            node_dir: clients.join("node"),
+            _staging: None,
+        };
+        for program in [
+            &bins.proxy,
+            &bins.emulator,
+            &bins.podid,
+            &bins.rust_client,
+            &bins.node_guard,
+            &bins.http,
+        ] {
+            if !program.is_file() {
+                return Err(format!(
+                    "{} is missing: run `cargo {}`",
+                    program.display(),
+                    BUILD_ARGS.join(" ")
+                ));
+            }
+        }
+        if !readable_by_others(out_dir) || !readable_by_others(&clients) {
+            stage(&mut bins)?;
+        }
+        Ok(bins)
+    }
 }
 
 /// `cargo build` of the programs, in the profile the test itself was built in.
@@ -169,7 +183,10 @@ fn stage(bins: &mut Bins) -> Result<(), String> {
         *path = copy(path, dir.path())?;
     }
     for path in [&mut bins.python_dir, &mut bins.node_dir] {
-        *path = copy(path, dir.path())?;
+        // A client that is not installed is not needed by whoever got this far.
+        if path.exists() {
+            *path = copy(path, dir.path())?;
+        }
     }
     bins._staging = Some(dir);
     Ok(())

@@ -120,23 +120,7 @@ impl PodEnv {
         let pod = write("pod.yaml", scenario.pod_manifest)?;
         let objects = write("identities.yaml", scenario.identity_objects)?;
         let azure = write("azure.yaml", scenario.emulator_world)?;
-        let home = dir.path().join("home");
-        std::fs::create_dir(&home).map_err(|e| e.to_string())?;
-        let open = std::fs::Permissions::from_mode(0o1777);
-        for path in [dir.path(), &home] {
-            std::fs::set_permissions(path, open.clone()).map_err(|e| e.to_string())?;
-        }
         let injected = inject(bins, &pod, &objects)?;
-        let init = world::rendered(&injected, "podid-init")?;
-        let serve = world::rendered(&injected, "podid-proxy")?;
-        for c in [&init, &serve] {
-            if !c.argv.first().is_some_and(|p| p.ends_with("/podid-proxy")) {
-                return Err(format!(
-                    "the webhook no longer runs podid-proxy: {:?}",
-                    c.argv
-                ));
-            }
-        }
         let topo = Topology::new(tag)?;
         let mut cmd = topo.node.command(&bins.emulator);
         cmd.arg("--identities").arg(&azure);
@@ -148,6 +132,41 @@ impl PodEnv {
         ]);
         cmd.args(&scenario.emulator_args);
         let emulator = Daemon::spawn("emulator", cmd, dir.path())?;
+        let mut env = Self::from_parts(topo, bins, &injected, emulator, dir)?;
+        env.proxy_env = scenario.proxy_env;
+        env.token_dir = scenario.token_dir;
+        Ok(env)
+    }
+
+    /// The pod of `injected` (a pod manifest as the webhook admitted it) on
+    /// `topo`, whose node runs `emulator` (serving IMDS on 169.254.169.254:80);
+    /// waits for IMDS to answer. `dir` holds logs and the apps' home. The
+    /// proxy gets only its rendered environment, and no token directory.
+    pub fn from_parts(
+        topo: Topology,
+        bins: &'static Bins,
+        injected: &str,
+        emulator: Daemon,
+        dir: tempfile::TempDir,
+    ) -> Result<Self, String> {
+        let init = world::rendered(injected, "podid-init")?;
+        let serve = world::rendered(injected, "podid-proxy")?;
+        for c in [&init, &serve] {
+            if !c.argv.first().is_some_and(|p| p.ends_with("/podid-proxy")) {
+                return Err(format!(
+                    "the webhook no longer runs podid-proxy: {:?}",
+                    c.argv
+                ));
+            }
+        }
+        let home = dir.path().join("home");
+        if !home.is_dir() {
+            std::fs::create_dir(&home).map_err(|e| e.to_string())?;
+        }
+        let open = std::fs::Permissions::from_mode(0o1777);
+        for path in [dir.path(), &home] {
+            std::fs::set_permissions(path, open.clone()).map_err(|e| e.to_string())?;
+        }
         let mut env = Self {
             proxy: None,
             emulator,
@@ -155,8 +174,8 @@ impl PodEnv {
             bins,
             init,
             serve,
-            proxy_env: scenario.proxy_env,
-            token_dir: scenario.token_dir,
+            proxy_env: Vec::new(),
+            token_dir: None,
             home,
             dir,
         };

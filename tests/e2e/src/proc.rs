@@ -164,15 +164,20 @@ pub fn as_uid(uid: u32) -> Vec<String> {
         .to_vec()
 }
 
-/// True when running as root; otherwise prints `SKIPPED (needs root): …` and
-/// returns false, and the calling test returns (passing, visibly skipped).
-pub fn root_or_skip(test: &str) -> bool {
+/// Whether the effective uid is 0.
+pub fn is_root() -> bool {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let euid = status
         .lines()
         .find_map(|l| l.strip_prefix("Uid:"))
         .and_then(|l| l.split_whitespace().nth(1));
-    if euid == Some("0") {
+    euid == Some("0")
+}
+
+/// True when running as root; otherwise prints `SKIPPED (needs root): …` and
+/// returns false, and the calling test returns (passing, visibly skipped).
+pub fn root_or_skip(test: &str) -> bool {
+    if is_root() {
         return true;
     }
     // Straight to fd 2: libtest captures `eprintln!` and hides it for a passing test.

@@ -113,11 +113,15 @@ pub struct Rendered {
     pub env: Vec<(String, String)>,
 }
 
-/// Finds container `name` (in `initContainers` or `containers`) in `podid inject` output.
+/// Finds container `name` (in `initContainers` or `containers`) in `podid inject` output
+/// (or any pod manifest as admitted); `fieldRef`s resolve against its own name and namespace.
 pub fn rendered(inject_yaml: &str, name: &str) -> Result<Rendered, String> {
     let pod: Value =
         serde_yaml::from_str(inject_yaml).map_err(|e| format!("podid inject output: {e}"))?;
     let spec = &pod["spec"];
+    let meta =
+        |key: &str, default: &str| pod["metadata"][key].as_str().unwrap_or(default).to_owned();
+    let (pod_name, pod_namespace) = (meta("name", POD), meta("namespace", NAMESPACE));
     let all = [&spec["initContainers"], &spec["containers"]];
     let c = all
         .iter()
@@ -145,8 +149,8 @@ pub fn rendered(inject_yaml: &str, name: &str) -> Result<Rendered, String> {
                 e["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
             ) {
                 (Some(v), _) => v.to_owned(),
-                (None, Some("metadata.name")) => POD.to_owned(),
-                (None, Some("metadata.namespace")) => NAMESPACE.to_owned(),
+                (None, Some("metadata.name")) => pod_name.clone(),
+                (None, Some("metadata.namespace")) => pod_namespace.clone(),
                 _ => return None,
             };
             Some((e["name"].as_str()?.to_owned(), value))
