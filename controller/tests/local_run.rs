@@ -28,6 +28,16 @@ fn cluster_yaml(s: &Stand, with_pod: bool) -> String {
     )
 }
 
+/// A directory holding the cluster file and the state file.
+fn local_files() -> (tempfile::TempDir, LocalCluster) {
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalCluster {
+        cluster_file: dir.path().join("cluster.yaml"),
+        state_file: dir.path().join("state.json"),
+    };
+    (dir, local)
+}
+
 fn config(local: &LocalCluster) -> Config {
     Config {
         admin_listen: "127.0.0.1:0".parse().unwrap(),
@@ -74,11 +84,7 @@ fn state_mentions(path: &Path, needle: &str) -> bool {
 #[tokio::test]
 async fn a_cluster_file_drives_one_patch_and_a_removal_after_grace() {
     let s = stand(quick_arm()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let local = LocalCluster {
-        cluster_file: dir.path().join("cluster.yaml"),
-        state_file: dir.path().join("state.json"),
-    };
+    let (_dir, local) = local_files();
     std::fs::write(&local.cluster_file, cluster_yaml(&s, true)).unwrap();
     let metrics = Metrics::new();
     let arm = s.client().with_metrics(metrics.arm.clone());
@@ -125,11 +131,7 @@ async fn a_cluster_file_drives_one_patch_and_a_removal_after_grace() {
 #[tokio::test]
 async fn a_bad_cluster_file_stops_the_start_with_its_cause() {
     let s = stand(quick_arm()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let local = LocalCluster {
-        cluster_file: dir.path().join("cluster.yaml"),
-        state_file: dir.path().join("state.json"),
-    };
+    let (_dir, local) = local_files();
     std::fs::write(
         &local.cluster_file,
         "apiVersion: apps/v1\nkind: Deployment\n",
