@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod azure_ids;
 pub mod duration;
+pub mod exemption;
 pub mod guard;
 pub mod imds;
 pub mod inject;

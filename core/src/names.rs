@@ -88,3 +88,6 @@ pub const FEDERATED_TOKEN_EXPIRATION_SECS: i64 = 3600;
 pub const FEDERATED_TOKEN_DIR: &str = "/var/run/secrets/podid-federated";
 /// The token file's path in the proxy.
 pub const FEDERATED_TOKEN_PATH: &str = "/var/run/secrets/podid-federated/token";
+
+/// Start of `podid-proxy`'s termination message when it refuses to run on a node that cannot guarantee its exemption.
+pub const FAILED_CLOSED_PREFIX: &str = "podid-proxy failed closed";
