@@ -296,11 +296,11 @@ impl GuardNode {
     }
 
     /// Whether a TCP connection from pod `i` to `addr` is answered at all
-    /// (accepted or refused) within one second; `false`: dropped.
+    /// (accepted or refused) within two seconds (a loaded CI machine is slow to start bash); `false`: dropped.
     pub fn tcp_answered(&self, i: usize, addr: SocketAddr) -> Result<bool, String> {
         let mut cmd = self.pods[i].command("timeout");
         let script = format!("exec 3<>/dev/tcp/{}/{}", addr.ip(), addr.port());
-        cmd.args(["1", "bash", "-c", &script]);
+        cmd.args(["2", "bash", "-c", &script]);
         let out = run_bounded(cmd, None, Duration::from_secs(5))?;
         // `timeout` exits 124 when the connect never completed.
         Ok(out.status.code() != Some(124))
