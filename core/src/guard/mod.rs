@@ -73,6 +73,9 @@ pub enum BlockReason {
     NoProxy,
     /// Injected, but its `podid-proxy` is not running (yet, or any more).
     ProxyNotRunning,
+    /// Injected with identities that are all federated: it needs no IMDS (its own
+    /// podid-init rejects IMDS too; the guard also covers what slips below that).
+    Federated,
 }
 
 /// The decision for one pod.
@@ -127,6 +130,7 @@ impl BlockReason {
             Self::StatusUnreadable => "status_unreadable",
             Self::NoProxy => "no_proxy",
             Self::ProxyNotRunning => "proxy_not_running",
+            Self::Federated => "federated",
         }
     }
 }
@@ -142,6 +146,9 @@ impl fmt::Display for BlockReason {
                 "is labelled injected but has no podid-proxy container of this install"
             }
             Self::ProxyNotRunning => "is injected but its podid-proxy container is not running",
+            Self::Federated => {
+                "needs no IMDS: every identity it uses is federated (tokens come from Entra ID)"
+            }
         })
     }
 }
@@ -246,22 +253,34 @@ pub fn decide(pod: &PodView<'_>, policy: &GuardPolicy) -> Verdict {
         return Verdict::Allow(AllowReason::Exception);
     }
     match injected(pod, policy) {
-        Ok(()) => Verdict::Allow(AllowReason::Injected),
+        Ok(status) if all_federated(&status) => Verdict::Block(BlockReason::Federated),
+        Ok(_) => Verdict::Allow(AllowReason::Injected),
         Err(reason) => Verdict::Block(reason),
     }
 }
 
+/// Whether the webhook resolved identities for the pod and every one is federated.
+/// Trusting the annotation here can only take access away: a pod that claims to be
+/// federated blocks itself.
+fn all_federated(status: &InjectionStatus) -> bool {
+    !status.identities.is_empty()
+        && status
+            .identities
+            .iter()
+            .all(|i| i.credential == names::CREDENTIAL_FEDERATED)
+}
+
 /// The proof that a pod is injected: label, a status annotation that parses,
 /// a `podid-proxy` container (of the install's image, when known) that is running.
-fn injected(pod: &PodView<'_>, policy: &GuardPolicy) -> Result<(), BlockReason> {
+fn injected(pod: &PodView<'_>, policy: &GuardPolicy) -> Result<InjectionStatus, BlockReason> {
     if pod.labels().get(names::INJECTED_LABEL).map(String::as_str) != Some("true") {
         return Err(BlockReason::NotInjected);
     }
     let status = pod.annotations().get(names::STATUS_ANNOTATION).cloned();
     let parsed = status.and_then(|s| serde_json::from_str::<InjectionStatus>(&s).ok());
-    if parsed.is_none() {
+    let Some(parsed) = parsed else {
         return Err(BlockReason::StatusUnreadable);
-    }
+    };
     // Native sidecar (an init container) or legacy (a regular container).
     let (list, proxy) = [ContainerList::Init, ContainerList::Regular]
         .into_iter()
@@ -288,7 +307,7 @@ fn injected(pod: &PodView<'_>, policy: &GuardPolicy) -> Result<(), BlockReason> 
         .filter(|s| s.get("name").and_then(Value::as_str) == Some(names::PROXY_CONTAINER))
         .any(|s| s.pointer("/state/running").is_some_and(Value::is_object));
     if running {
-        Ok(())
+        Ok(parsed)
     } else {
         Err(BlockReason::ProxyNotRunning)
     }

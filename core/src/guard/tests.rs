@@ -264,3 +264,37 @@ fn pods_files_in_every_shape_parse_and_bad_ones_name_the_pod() {
         Err(GuardError::Syntax(_))
     ));
 }
+
+#[test]
+fn an_injected_pod_whose_identities_are_all_federated_is_blocked() {
+    let with_identities = |credentials: &[&str]| {
+        let identities: Vec<Value> = credentials
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                json!({"name": format!("id-{i}"), "type": 0, "clientID": format!("c{i}"),
+                                 "resourceID": "", "credential": c})
+            })
+            .collect();
+        let mut status: Value = serde_json::from_str(&status()).unwrap();
+        status["identities"] = Value::Array(identities);
+        edit(
+            injected("f", "10.1.0.9"),
+            "/metadata/annotations/podid.io~1status",
+            json!(status.to_string()),
+        )
+    };
+    assert_eq!(
+        verdict(&with_identities(&["federated", "federated"])),
+        Verdict::Block(BlockReason::Federated)
+    );
+    assert_eq!(BlockReason::Federated.kind(), "federated");
+    // One managed identity needs IMDS; a pod without identities keeps IMDS's other paths.
+    for mixed in [&["federated", ""][..], &[]] {
+        assert_eq!(
+            verdict(&with_identities(mixed)),
+            Verdict::Allow(AllowReason::Injected),
+            "{mixed:?}"
+        );
+    }
+}

@@ -154,7 +154,7 @@ fn emulator_world(issuer_key: &Path) -> String {
 }
 
 /// A and B federated (annotation, tenant, the stand-in's authority, no resourceID); C as type 0.
-fn identity_objects() -> String {
+pub fn identity_objects() -> String {
     let federated = [A, B].map(|id| {
         format!(
             "apiVersion: aadpodidentity.k8s.io/v1\nkind: AzureIdentity\nmetadata:\n  name: {}\n  namespace: {NAMESPACE}\n  \
@@ -176,7 +176,7 @@ fn identity_objects() -> String {
 }
 
 /// The app pod, bound to A (default) and B, with its own service account.
-fn pod_manifest() -> String {
+pub fn pod_manifest() -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {POD}\n  namespace: {NAMESPACE}\n  annotations:\n    \
          podid.io/identity: {},{}\nspec:\n  serviceAccountName: {SERVICE_ACCOUNT}\n  containers:\n    - name: app\n      \

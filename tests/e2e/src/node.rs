@@ -329,9 +329,22 @@ impl GuardNode {
 
 /// The e2e pod as the webhook renders it, named `name`, running on `ip` with every container started.
 pub fn injected_pod(bins: &Bins, dir: &Path, name: &str, ip: &str) -> Result<Value, String> {
+    let world = (world::pod_manifest(), world::identity_objects());
+    injected_pod_of(bins, dir, name, ip, &world)
+}
+
+/// Pod `manifest.0` as the webhook renders it against identity objects `manifest.1`,
+/// named `name`, running on `ip` with every container started.
+pub fn injected_pod_of(
+    bins: &Bins,
+    dir: &Path,
+    name: &str,
+    ip: &str,
+    manifest: &(String, String),
+) -> Result<Value, String> {
     let (pod, objects) = (dir.join("pod.yaml"), dir.join("identities.yaml"));
-    std::fs::write(&pod, world::pod_manifest()).map_err(|e| e.to_string())?;
-    std::fs::write(&objects, world::identity_objects()).map_err(|e| e.to_string())?;
+    std::fs::write(&pod, &manifest.0).map_err(|e| e.to_string())?;
+    std::fs::write(&objects, &manifest.1).map_err(|e| e.to_string())?;
     let mut pod: Value =
         serde_yaml::from_str(&inject(bins, &pod, &objects)?).map_err(|e| e.to_string())?;
     pod["metadata"]["name"] = json!(name);

@@ -3,9 +3,10 @@
 
 use podid_e2e::bins::{self, Bins};
 use podid_e2e::expect;
-use podid_e2e::federation::{Federation, IMDS_SECOND_PORT};
+use podid_e2e::federation::{self, Federation, IMDS_SECOND_PORT};
 use podid_e2e::http::{RawOutcome, RawRequest};
 use podid_e2e::netns::IMDS_IP;
+use podid_e2e::node::{GuardNode, injected_pod_of, pod_ip};
 use podid_e2e::pod::{APP_UID, PodEnv, Sdk, imds};
 use podid_e2e::proc::{as_root_app, as_uid, root_or_skip};
 use podid_e2e::world::{self, A, C};
@@ -175,5 +176,47 @@ fn a_token_of_another_service_account_is_refused_by_entra_and_answered_imds_shap
     assert_eq!(
         (c["appid"].as_str(), c["aud"].as_str()),
         (Some(A.client_id), Some("https://storage.azure.com"))
+    );
+}
+
+#[test]
+fn the_node_guard_keeps_an_all_federated_pod_from_imds_even_without_its_own_rules() {
+    if !root_or_skip(
+        "the_node_guard_keeps_an_all_federated_pod_from_imds_even_without_its_own_rules",
+    ) {
+        return;
+    }
+    // The pod's own rules are absent here (as if a NET_ADMIN container removed them, or
+    // frames went out below netfilter): only the node can still stop it.
+    let mut node = GuardNode::start("fed-guard", bins(), 1).unwrap_or_else(|e| panic!("{e}"));
+    let manifest = (federation::pod_manifest(), federation::identity_objects());
+    let pod = injected_pod_of(node.bins, node.dir(), "fed", &pod_ip(0), &manifest).unwrap();
+    node.write_pods(&[pod]).unwrap();
+    node.start_guard(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let for_c = [token_request(
+        "https%3A%2F%2Fvault.azure.net",
+        &format!("&client_id={}", C.client_id),
+    )];
+    for uid in [PROXY_UID, 0] {
+        let got = node.raw(0, uid, imds(), &for_c).unwrap().remove(0);
+        assert_eq!(
+            got.status(),
+            Some(403),
+            "uid {uid}: {got:?}\n{}",
+            node.guard_log()
+        );
+        let text = got.json()["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            text.contains("blocked by podid-node-guard") && text.contains("needs no IMDS"),
+            "{text}"
+        );
+    }
+    let metrics = node.metrics().unwrap();
+    assert!(
+        metrics.contains("podid_node_guard_blocked_total{reason=\"federated\"} 2"),
+        "{metrics}"
     );
 }
