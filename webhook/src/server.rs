@@ -129,9 +129,9 @@ fn answer(state: &AppState, body: &[u8], started: Instant) -> Response {
             bypass,
         } => {
             let (outcome, reason) = describe(decision.as_ref(), bypass);
-            log_decision(&review, decision.as_ref(), outcome, reason);
+            log_decision(review.uid(), decision.as_ref(), outcome, reason);
             state.metrics.observe(outcome, reason, started.elapsed());
-            json_response(StatusCode::OK, review)
+            json_bytes(StatusCode::OK, review.to_bytes())
         }
     }
 }
@@ -149,11 +149,7 @@ fn describe(
     }
 }
 
-fn log_decision(review: &Value, decision: Option<&Decision>, outcome: &str, reason: &str) {
-    let uid = review
-        .pointer("/response/uid")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+fn log_decision(uid: &str, decision: Option<&Decision>, outcome: &str, reason: &str) {
     match decision {
         Some(Decision::Inject {
             status, warnings, ..
@@ -210,6 +206,9 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
 }
 
 fn json_response(status: StatusCode, body: Value) -> Response {
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    json_bytes(status, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }

@@ -34,7 +34,7 @@ fn answer(object: &str) -> (Value, Option<Decision>) {
     match review(&body(object), &index(), &InjectConfig::default()) {
         Reviewed::Answer {
             review, decision, ..
-        } => (review, decision),
+        } => (review.to_value(), decision),
         Reviewed::BadRequest(e) => panic!("bad request: {e}"),
     }
 }

@@ -4,9 +4,10 @@
 //! numbers (kube-rs issue 1781) and its request parsing cannot hand back the `uid` of
 //! a review that is otherwise malformed.
 
+mod answer;
+
 use std::borrow::Cow;
 
-use base64::Engine as _;
 use serde::Deserialize;
 use serde::de::MapAccess;
 use serde_json::{Value, json};
@@ -20,6 +21,8 @@ use crate::pod::{PodObject, PodView};
 pub const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
 /// `kind` of a review.
 pub const ADMISSION_KIND: &str = "AdmissionReview";
+
+pub use answer::Answer;
 
 /// The fields of `request` the webhook reads, borrowed from the body.
 #[derive(Clone, Debug, Deserialize)]
@@ -125,8 +128,8 @@ impl ReviewError {
 pub enum Reviewed {
     /// A review to answer with, and what the planner decided (`None` when it did not run).
     Answer {
-        /// The AdmissionReview response JSON.
-        review: Value,
+        /// The AdmissionReview to send back.
+        review: Answer,
         /// The planner's decision, when a pod was planned.
         decision: Option<Decision>,
         /// Why the request was answered without planning, when it was.
@@ -296,51 +299,20 @@ impl<'de: 'a, 'a, R: FromJson<'de>> FromJson<'de> for Envelope<'a, R> {
 }
 
 fn answer_without_plan(uid: &str, outcome: Result<(), String>, bypass: &'static str) -> Reviewed {
-    let response = match outcome {
-        Ok(()) => json!({"uid": uid, "allowed": true}),
-        Err(message) => denied(uid, &message),
+    let review = match outcome {
+        Ok(()) => Answer::allowed(uid),
+        Err(message) => Answer::denied(uid, &message),
     };
     Reviewed::Answer {
-        review: wrap(response),
+        review,
         decision: None,
         bypass: Some(bypass),
     }
 }
 
 /// The AdmissionReview answering `uid` with `decision`.
-pub fn response_for(uid: &str, decision: &Decision) -> Value {
-    let response = match decision {
-        Decision::Skip { warnings, .. } => {
-            with_warnings(json!({"uid": uid, "allowed": true}), warnings)
-        }
-        Decision::Inject {
-            patch, warnings, ..
-        } => {
-            let bytes = serde_json::to_vec(patch).unwrap_or_default();
-            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-            with_warnings(
-                json!({"uid": uid, "allowed": true, "patchType": "JSONPatch", "patch": encoded}),
-                warnings,
-            )
-        }
-        Decision::Deny { message, .. } => denied(uid, message),
-    };
-    wrap(response)
-}
-
-fn denied(uid: &str, message: &str) -> Value {
-    json!({"uid": uid, "allowed": false, "status": {"code": 403, "reason": "Forbidden", "message": message}})
-}
-
-fn with_warnings(mut response: Value, warnings: &[String]) -> Value {
-    if !warnings.is_empty() {
-        response["warnings"] = json!(warnings);
-    }
-    response
-}
-
-fn wrap(response: Value) -> Value {
-    json!({"apiVersion": ADMISSION_API_VERSION, "kind": ADMISSION_KIND, "response": response})
+pub fn response_for(uid: &str, decision: &Decision) -> Answer {
+    Answer::for_decision(uid, decision)
 }
 
 /// The JSON error body of an HTTP 400.
